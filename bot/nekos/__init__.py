@@ -1,0 +1,63 @@
+"""The Nekos API v1 adapter: importable and useful without Discord."""
+
+from __future__ import annotations
+
+from .errors import (
+    BadRequest,
+    Blocked,
+    Forbidden,
+    HTTPError,
+    InvalidParameter,
+    NekosError,
+    NotFound,
+    RateLimited,
+    ResponseParseError,
+    ServerError,
+    Unauthorized,
+    Unavailable,
+)
+from .models import (
+    ApiInfo,
+    Artist,
+    Category,
+    Character,
+    Dimensions,
+    Image,
+    ImageMeta,
+    Page,
+    Pagination,
+    RateLimitScope,
+    Rating,
+    Source,
+    Stats,
+    TokenInfo,
+)
+
+__all__ = [
+    "ApiInfo",
+    "Artist",
+    "BadRequest",
+    "Blocked",
+    "Category",
+    "Character",
+    "Dimensions",
+    "Forbidden",
+    "HTTPError",
+    "Image",
+    "ImageMeta",
+    "InvalidParameter",
+    "NekosError",
+    "NotFound",
+    "Page",
+    "Pagination",
+    "RateLimitScope",
+    "RateLimited",
+    "Rating",
+    "ResponseParseError",
+    "ServerError",
+    "Source",
+    "Stats",
+    "TokenInfo",
+    "Unauthorized",
+    "Unavailable",
+]
