@@ -1,0 +1,172 @@
+"""Command line: ``python -m bot [run|sync|check|preview|health]``.
+
+Every failure an operator can cause (a missing token, a bad setting, an unreachable API) ends in
+one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .config import ConfigError, Settings, load_settings
+from .logs import setup_logging
+
+log = logging.getLogger("bot")
+
+EXIT_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot", description=f"Nekos API bot for Discord, version {__version__}."
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    sync = sub.add_parser("sync", help="register slash commands with Discord if they changed")
+    sync.add_argument("--guild", type=int, help="sync to one server only (instant, for testing)")
+    sync.add_argument("--force", action="store_true", help="sync even if nothing changed")
+    sub.add_parser("check", help="validate settings, the store and the Nekos API, then exit")
+    sub.add_parser("health", help="exit 0 when the running bot is connected (Docker HEALTHCHECK)")
+
+    preview = sub.add_parser(
+        "preview", help="print the message a command would send, without Discord"
+    )
+    preview.add_argument(
+        "kind", choices=["random", "artist", "character", "image", "category", "stats"]
+    )
+    preview.add_argument("--categories", default="", help="random: comma-separated categories")
+    preview.add_argument("--count", type=int, default=1, help="random: number of images (1-10)")
+    preview.add_argument("--rating", choices=["sfw", "questionable", "nsfw"], help="narrow")
+    preview.add_argument("--name", default="", help="artist / character: name to look up")
+    preview.add_argument("--id", default="", help="image: the image's UUID")
+    preview.add_argument("--search", default="", help="category: filter the list")
+    preview.add_argument("--page", type=int, default=1, help="artist / category: page number")
+    preview.add_argument(
+        "--max-rating",
+        choices=["sfw", "questionable", "nsfw"],
+        default="sfw",
+        help="the channel's allowed maximum (default sfw)",
+    )
+    preview.add_argument("--json", action="store_true", help="print Discord JSON (the default)")
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_CONFIG) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _secrets(settings: Settings) -> list[str]:
+    return [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+
+
+async def _run_bot(settings: Settings) -> int:
+    from .core import NekosBot
+
+    token = settings.require_discord_token()
+    bot = NekosBot(settings)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = asyncio.create_task(bot.start(token.reveal()), name="bot")
+    waiter = asyncio.create_task(stop.wait(), name="signal")
+    done, _ = await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        log.info("Shutting down")
+    await bot.close()
+    waiter.cancel()
+    if runner in done and runner.exception() is not None:
+        raise runner.exception()  # type: ignore[misc]
+    runner.cancel()
+    return 0
+
+
+async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
+    from .core import NekosBot
+
+    token = settings.require_discord_token()
+    bot = NekosBot(settings, background=False)
+    try:
+        await bot.login(token.reveal())
+        changed = await bot.sync_commands(guild_id=guild_id, force=force)
+    finally:
+        await bot.close()
+    print("synced" if changed else "unchanged: nothing to sync")
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    from .checks import run_checks
+
+    results = await run_checks(settings)
+    ok = True
+    for result in results:
+        print(f"[{'ok' if result.ok else 'FAIL'}] {result.name}: {result.detail}")
+        ok = ok and result.ok
+    return 0 if ok else 1
+
+
+async def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    from .preview import PreviewOptions, render_preview
+
+    options = PreviewOptions(
+        kind=args.kind,
+        categories=args.categories,
+        count=args.count,
+        rating=args.rating,
+        name=args.name,
+        image_id=args.id,
+        search=args.search,
+        page=args.page,
+        max_rating=args.max_rating,
+    )
+    payload = await render_preview(settings, options)
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+    return 0 if not payload.get("flags") else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+    if command == "health":
+        from .health import check_heartbeat
+
+        if settings.health_file is None:
+            return _fail("HEALTH_FILE is empty: the heartbeat is disabled", 1)
+        ok, reason = check_heartbeat(settings.health_file)
+        print(reason)
+        return 0 if ok else 1
+
+    setup_logging(
+        settings.log_level if command in ("run", "sync") else "WARNING", _secrets(settings)
+    )
+    try:
+        if command == "run":
+            return asyncio.run(_run_bot(settings))
+        if command == "sync":
+            return asyncio.run(_sync(settings, args.guild, args.force))
+        if command == "check":
+            return asyncio.run(_check(settings))
+        return asyncio.run(_preview(settings, args))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Settings from the environment and ``.env``, validated once at start-up.
+
+This is the only module that reads ``os.environ``. Everything else receives a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_NEKOS_API_BASE_URL",
+    "ConfigError",
+    "Secret",
+    "Settings",
+    "load_settings",
+]
+
+DEFAULT_NEKOS_API_BASE_URL = "https://v1.nekosapi.com/api"
+DEFAULT_DATABASE_URL = "sqlite:///data/nekos-bot.db"
+
+# Discord bot tokens are three base64url parts joined by dots.
+_DISCORD_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}$")
+# The Nekos API checks `^Bearer [0-9a-zA-Z]{100}$`.
+_NEKOS_TOKEN_RE = re.compile(r"^[0-9a-zA-Z]{100}$")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and never shows a secret."""
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str`` or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+ImageDelivery = Literal["link", "attach"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the bot. See ``.env.example`` for what each one means."""
+
+    discord_token: Secret | None = None
+    nekos_api_base_url: str = DEFAULT_NEKOS_API_BASE_URL
+    nekos_api_token: Secret | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    discord_api_base_url: str | None = None
+    log_level: str = "INFO"
+    image_delivery: ImageDelivery = "link"
+    api_timeout: float = 10.0
+    pool_expiry_margin: float = 600.0
+    no_repeat_window: int = 100
+    rare_request_attempts: int = 3
+    cooldown_uses: int = 5
+    cooldown_seconds: float = 10.0
+    health_file: Path | None = field(default=Path("data/heartbeat"))
+
+    def require_discord_token(self) -> Secret:
+        """The Discord token, or a ConfigError saying how to provide it."""
+        if self.discord_token is None:
+            raise ConfigError(
+                "DISCORD_TOKEN is not set: put your bot token in .env "
+                "(copy .env.example) or in the environment"
+            )
+        return self.discord_token
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL")
+    return value.rstrip("/")
+
+
+def _number(name: str, value: str, *, minimum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}")
+    return number
+
+
+def _integer(name: str, value: str, *, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}")
+    return number
+
+
+def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
+    """Build and validate :class:`Settings` from a mapping of variables (pure; for tests)."""
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value or None
+
+    kwargs: dict[str, object] = {}
+    token = get("DISCORD_TOKEN")
+    if token is not None:
+        if not _DISCORD_TOKEN_RE.match(token):
+            raise ConfigError(
+                "DISCORD_TOKEN is malformed: copy the bot token from the Developer Portal "
+                "(Bot → Reset Token); it has three parts separated by dots"
+            )
+        kwargs["discord_token"] = Secret(token)
+    api_token = get("NEKOS_API_TOKEN")
+    if api_token is not None:
+        if not _NEKOS_TOKEN_RE.match(api_token):
+            raise ConfigError("NEKOS_API_TOKEN is malformed: it must be 100 letters and digits")
+        kwargs["nekos_api_token"] = Secret(api_token)
+    if (value := get("NEKOS_API_BASE_URL")) is not None:
+        kwargs["nekos_api_base_url"] = _url("NEKOS_API_BASE_URL", value)
+    if (value := get("DISCORD_API_BASE_URL")) is not None:
+        kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
+    if (value := get("DATABASE_URL")) is not None:
+        if "://" not in value:
+            raise ConfigError("DATABASE_URL must look like sqlite:///data/nekos-bot.db")
+        kwargs["database_url"] = value
+    if (value := get("LOG_LEVEL")) is not None:
+        level = value.upper()
+        if level not in _LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        kwargs["log_level"] = level
+    if (value := get("IMAGE_DELIVERY")) is not None:
+        delivery = value.lower()
+        if delivery not in ("link", "attach"):
+            raise ConfigError("IMAGE_DELIVERY must be 'link' or 'attach'")
+        kwargs["image_delivery"] = delivery
+    if (value := get("NEKOS_API_TIMEOUT")) is not None:
+        kwargs["api_timeout"] = _number("NEKOS_API_TIMEOUT", value, minimum=1)
+    if (value := get("POOL_EXPIRY_MARGIN")) is not None:
+        kwargs["pool_expiry_margin"] = _number("POOL_EXPIRY_MARGIN", value, minimum=0)
+    if (value := get("NO_REPEAT_WINDOW")) is not None:
+        kwargs["no_repeat_window"] = _integer("NO_REPEAT_WINDOW", value, minimum=0)
+    if (value := get("RARE_REQUEST_ATTEMPTS")) is not None:
+        kwargs["rare_request_attempts"] = _integer("RARE_REQUEST_ATTEMPTS", value, minimum=1)
+    if (value := get("COOLDOWN_USES")) is not None:
+        kwargs["cooldown_uses"] = _integer("COOLDOWN_USES", value, minimum=1)
+    if (value := get("COOLDOWN_SECONDS")) is not None:
+        kwargs["cooldown_seconds"] = _number("COOLDOWN_SECONDS", value, minimum=0)
+    if "HEALTH_FILE" in env:
+        value = get("HEALTH_FILE")
+        kwargs["health_file"] = Path(value) if value else None
+    return Settings(**kwargs)  # type: ignore[arg-type]
+
+
+def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env") -> Settings:
+    """Read ``.env`` (if present) under the process environment, which wins, and validate."""
+    merged: dict[str, str | None] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        merged.update(dotenv_values(dotenv_path))
+    merged.update(os.environ)
+    return settings_from_mapping(merged)

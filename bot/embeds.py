@@ -1,0 +1,540 @@
+"""Pure renderers: Nekos API models to :class:`discord.Embed`, always within Discord's limits.
+
+Every name and description from the API goes through :func:`bot.text.safe_text` (markdown and
+mentions escaped) or :func:`bot.text.plain_text` (surfaces that render no markdown); only http(s)
+URLs are ever set as links, images or thumbnails. Send every message with
+:data:`ALLOWED_MENTIONS`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import discord
+
+from .nekos.models import Artist, Category, Character, Image, Rating, Stats
+from .text import (
+    ELLIPSIS,
+    format_duration,
+    plain_text,
+    plural,
+    safe_text,
+    trim,
+    trim_markdown,
+)
+
+__all__ = [
+    "ALLOWED_MENTIONS",
+    "AUTHOR_LIMIT",
+    "BRAND_COLOUR",
+    "DESCRIPTION_LIMIT",
+    "EMBEDS_PER_MESSAGE",
+    "FIELD_COUNT_LIMIT",
+    "FIELD_NAME_LIMIT",
+    "FIELD_VALUE_LIMIT",
+    "FOOTER_LIMIT",
+    "TITLE_LIMIT",
+    "TOTAL_LIMIT",
+    "AboutInfo",
+    "about_embed",
+    "artist_embed",
+    "category_list_embed",
+    "character_embed",
+    "embed_length",
+    "fit_message",
+    "format_duration",
+    "gallery_page_embed",
+    "http_url",
+    "image_embed",
+    "parse_colour",
+    "rating_label",
+    "stats_embed",
+]
+
+# Discord's limits (see shared/discord-rules.md, "Messages, embeds and components").
+TITLE_LIMIT = 256
+DESCRIPTION_LIMIT = 4096
+FIELD_COUNT_LIMIT = 25
+FIELD_NAME_LIMIT = 256
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
+AUTHOR_LIMIT = 256
+TOTAL_LIMIT = 6000
+EMBEDS_PER_MESSAGE = 10
+
+BRAND_COLOUR = 0xE78FB3
+"""The bot's colour, used whenever an image brings no valid colour of its own."""
+
+ALLOWED_MENTIONS = discord.AllowedMentions.none()
+"""Pass to every send/edit: the bot never pings anyone, whatever text slips through."""
+
+# Profile descriptions are trimmed well below Discord's 4096 to keep the card readable.
+PROFILE_DESCRIPTION_LIMIT = 1000
+# One name in a comma-separated listing, so that one long name cannot crowd out the others.
+LISTED_NAME_LIMIT = 100
+# One line of the category list: the description part of each entry.
+CATEGORY_LINE_DESCRIPTION_LIMIT = 200
+
+_RATING_LABELS = {Rating.SFW: "Safe", Rating.QUESTIONABLE: "Questionable", Rating.NSFW: "NSFW"}
+_HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_ATTACHMENT_URL = re.compile(r"attachment://[A-Za-z0-9._-]{1,200}")
+_SEPARATOR = " · "
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def parse_colour(value: str | None) -> int:
+    """Parse ``#rrggbb``, ``rrggbb``, ``#rgb`` or ``rgb`` (any case); else the brand colour."""
+    if not isinstance(value, str):
+        return BRAND_COLOUR
+    match = _HEX_COLOUR.fullmatch(value.strip())
+    if match is None:
+        return BRAND_COLOUR
+    digits = match.group(1)
+    if len(digits) == 3:
+        digits = "".join(ch * 2 for ch in digits)
+    return int(digits, 16)
+
+
+def http_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL with a host, else ``None``."""
+    if not url or any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def _image_url(url: str | None) -> str | None:
+    """An http(s) URL, or an ``attachment://name`` reference to a file sent with the message."""
+    if url and _ATTACHMENT_URL.fullmatch(url):
+        return url
+    return http_url(url)
+
+
+def rating_label(rating: Rating) -> str:
+    """Human label for a rating: ``Safe``, ``Questionable`` or ``NSFW``."""
+    return _RATING_LABELS[rating]
+
+
+def _rating_label_for_key(key: str) -> str:
+    try:
+        return rating_label(Rating.from_label(key))
+    except ValueError:
+        return plain_text(key, 40) or "?"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def _listing(names: Iterable[str], limit: int = FIELD_VALUE_LIMIT) -> str:
+    """Join escaped names with commas, ending in ``+N more`` when they do not all fit ``limit``."""
+    items = [safe_text(name, min(limit, LISTED_NAME_LIMIT)) for name in names]
+    items = [item for item in items if item]
+    shown: list[str] = []
+    used = 0
+    for index, item in enumerate(items):
+        rest = len(items) - index - 1
+        extra = len(item) + (2 if shown else 0)
+        suffix = f" +{rest} more" if rest else ""
+        if used + extra + len(suffix) > limit:
+            break
+        shown.append(item)
+        used += extra
+    hidden = len(items) - len(shown)
+    text = ", ".join(shown)
+    if hidden:
+        more = f"+{hidden} more"
+        text = f"{text} {more}" if text else more
+    return text
+
+
+def _add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = True) -> None:
+    """Add a field if it has a value and there is room; names here are our own, values escaped."""
+    if not value or len(embed.fields) >= FIELD_COUNT_LIMIT:
+        return
+    embed.add_field(
+        name=trim(name, FIELD_NAME_LIMIT),
+        value=trim_markdown(value, FIELD_VALUE_LIMIT),
+        inline=inline,
+    )
+
+
+def _footer(parts: Iterable[str | None]) -> str:
+    return trim(_SEPARATOR.join(p for p in parts if p), FOOTER_LIMIT)
+
+
+def _dimensions(image: Image) -> str | None:
+    width, height = image.meta.dimens.width, image.meta.dimens.height
+    if width is None or height is None:
+        return None
+    return f"{width}×{height}"
+
+
+def _artist_credit(artist: Artist | None) -> tuple[str, str | None] | None:
+    if artist is None:
+        return None
+    name = plain_text(artist.name, AUTHOR_LIMIT - len("Artist: "))
+    if not name:
+        return "Unknown artist", http_url(artist.url)
+    return f"Artist: {name}", http_url(artist.url)
+
+
+# --------------------------------------------------------------------------- renderers
+
+
+def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
+    """One image: source as title, artist as author, characters/categories, footer, picture.
+
+    ``image_url`` overrides the picture, e.g. ``attachment://name.png`` when the file is attached.
+    """
+    title = safe_text(image.source.name, TITLE_LIMIT) or "Untitled"
+    embed = discord.Embed(
+        title=title,
+        url=http_url(image.source.url),
+        colour=parse_colour(image.meta.color),
+        timestamp=image.created_at,
+    )
+    credit = _artist_credit(image.artist)
+    if credit is not None:
+        embed.set_author(name=credit[0], url=credit[1])
+    _add_field(embed, "Characters", _listing(c.name for c in image.characters))
+    _add_field(embed, "Categories", _listing(c.name for c in image.categories))
+    embed.set_footer(
+        text=_footer((rating_label(image.rating), _dimensions(image), plain_text(image.id, 100)))
+    )
+    picture = _image_url(image_url) or http_url(image.url)
+    if picture is not None:
+        embed.set_image(url=picture)
+    return embed
+
+
+def gallery_page_embed(
+    artist: Artist, image: Image, page: int, pages: int, *, image_url: str | None = None
+) -> discord.Embed:
+    """An artist gallery page: the image credited to ``artist``, "Page x of y" (1-based)."""
+    embed = image_embed(image, image_url=image_url)
+    credit = _artist_credit(artist)
+    if credit is not None:
+        embed.set_author(name=credit[0], url=credit[1])
+    pages = max(1, pages)
+    page = min(max(1, page), pages)
+    footer = embed.footer.text or ""
+    embed.set_footer(text=_footer((f"Page {page} of {pages}", footer)))
+    return embed
+
+
+def artist_embed(artist: Artist, *, shown_images: int | None = None) -> discord.Embed:
+    """An artist's card: name linked to their page, image count, id in the footer."""
+    embed = discord.Embed(
+        title=safe_text(artist.name, TITLE_LIMIT) or "Unknown artist",
+        url=http_url(artist.url),
+        colour=BRAND_COLOUR,
+    )
+    if artist.image_count is not None:
+        _add_field(embed, "Images", _count(artist.image_count))
+    link = http_url(artist.url)
+    if link is not None:
+        # The profile link shown in full, so people see where it goes before clicking.
+        embed.description = trim(f"<{link}>", DESCRIPTION_LIMIT)
+    shown = f"showing {plural(shown_images, 'image')}" if shown_images is not None else None
+    embed.set_footer(text=_footer((f"Artist {plain_text(artist.id, 100)}", shown)))
+    return embed
+
+
+def character_embed(character: Character) -> discord.Embed:
+    """A character's profile; fields the API left empty are omitted."""
+    embed = discord.Embed(
+        title=safe_text(character.name, TITLE_LIMIT) or "Unknown character",
+        description=safe_text(character.description, PROFILE_DESCRIPTION_LIMIT) or None,
+        colour=BRAND_COLOUR,
+    )
+    _add_field(embed, "Source", safe_text(character.source, FIELD_VALUE_LIMIT))
+    _add_field(embed, "Gender", safe_text(character.gender, FIELD_VALUE_LIMIT))
+    if character.ages:
+        _add_field(
+            embed, "Age" if len(character.ages) == 1 else "Ages", _listing(map(str, character.ages))
+        )
+    _add_field(embed, "Birth date", safe_text(character.birth_date, FIELD_VALUE_LIMIT))
+    _add_field(embed, "Nationality", safe_text(character.nationality, FIELD_VALUE_LIMIT))
+    if character.occupations:
+        _add_field(embed, "Occupations", _listing(character.occupations), inline=False)
+    if character.image_count is not None:
+        _add_field(embed, "Images", _count(character.image_count))
+    embed.set_footer(text=_footer((f"Character {plain_text(character.id, 100)}",)))
+    return embed
+
+
+def category_list_embed(categories: Sequence[Category], page: int, pages: int) -> discord.Embed:
+    """One page of categories with their descriptions; ``page`` is 1-based."""
+    pages = max(1, pages)
+    page = min(max(1, page), pages)
+    lines: list[str] = []
+    used = 0
+    for index, category in enumerate(categories):
+        line = f"**{safe_text(category.name, 100)}**"
+        details = []
+        if category.image_count is not None:
+            details.append(plural(category.image_count, "image"))
+        if category.nsfw:
+            details.append("NSFW")
+        if details:
+            line += f" ({', '.join(details)})"
+        description = safe_text(category.description, CATEGORY_LINE_DESCRIPTION_LIMIT)
+        if description:
+            line += f" — {description}"
+        rest = len(categories) - index - 1
+        reserve = len(f"\n+{rest} more") if rest else 0
+        if used + len(line) + 1 + reserve > DESCRIPTION_LIMIT:
+            lines.append(f"+{len(categories) - index} more")
+            break
+        lines.append(line)
+        used += len(line) + 1
+    embed = discord.Embed(
+        title="Categories",
+        description="\n".join(lines) or "No categories on this page.",
+        colour=BRAND_COLOUR,
+    )
+    embed.set_footer(text=f"Page {page} of {pages}")
+    return embed
+
+
+def stats_embed(stats: Stats, api_version: str | None) -> discord.Embed:
+    """The API's totals and the share of each rating."""
+    embed = discord.Embed(title="Nekos API statistics", colour=BRAND_COLOUR)
+    _add_field(embed, "Images", _count(stats.images))
+    for name, value in (
+        ("Artists", stats.artists),
+        ("Characters", stats.characters),
+        ("Categories", stats.categories),
+    ):
+        if value is not None:
+            _add_field(embed, name, _count(value))
+    if stats.ratings:
+        total = sum(stats.ratings.values())
+        lines = []
+        for key, n in sorted(stats.ratings.items(), key=lambda kv: _rating_order(kv[0])):
+            share = f" ({n / total:.1%})" if total > 0 else ""
+            lines.append(f"{_rating_label_for_key(key)}: {_count(n)}{share}")
+        _add_field(embed, "Ratings", "\n".join(lines), inline=False)
+    if api_version:
+        embed.set_footer(text=_footer((f"API version {plain_text(api_version, 100)}",)))
+    return embed
+
+
+def _rating_order(key: str) -> tuple[int, str]:
+    try:
+        return int(Rating.from_label(key)), key
+    except ValueError:
+        return len(Rating), key
+
+
+@dataclass(frozen=True, slots=True)
+class AboutInfo:
+    """What ``/neko about`` reports; times in seconds, ``None`` where unknown."""
+
+    bot_version: str
+    api_version: str | None
+    uptime_seconds: float
+    guild_count: int
+    queue_length: int
+    estimated_wait: float | None
+    last_error: str | None
+    requests_sent: int
+    minor_safety_refusals: int
+
+
+def about_embed(info: AboutInfo) -> discord.Embed:
+    """The bot's health: versions, uptime, servers, queue, API usage, safety refusals."""
+    embed = discord.Embed(title="About this bot", colour=BRAND_COLOUR)
+    _add_field(embed, "Version", plain_text(info.bot_version, 100) or "unknown")
+    _add_field(embed, "API version", plain_text(info.api_version, 100) or "unknown")
+    _add_field(embed, "Uptime", format_duration(info.uptime_seconds))
+    _add_field(embed, "Servers", _count(info.guild_count))
+    queue = plural(info.queue_length, "request")
+    if info.estimated_wait is not None and info.queue_length > 0:
+        queue += f", about {format_duration(info.estimated_wait)} wait"
+    _add_field(embed, "Queue", queue)
+    _add_field(embed, "API requests sent", _count(info.requests_sent))
+    _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
+    _add_field(
+        embed,
+        "Last API error",
+        safe_text(info.last_error, FIELD_VALUE_LIMIT) or "none",
+        inline=False,
+    )
+    return embed
+
+
+# --------------------------------------------------------------------------- message limits
+
+
+def embed_length(embed: discord.Embed) -> int:
+    """Characters Discord counts against the 6000 limit: title, description, fields, footer, author.
+
+    discord.py's ``len(embed)`` counts exactly these.
+    """
+    return len(embed)
+
+
+def _clone(embed: discord.Embed) -> discord.Embed:
+    # Embed.copy() shares the field dicts with the original; a deep copy keeps the input untouched.
+    return discord.Embed.from_dict(copy.deepcopy(embed.to_dict()))
+
+
+def _clamp(embed: discord.Embed) -> None:
+    """Enforce the per-embed limits in place (builders here already do; callers may not)."""
+    if embed.title:
+        embed.title = trim_markdown(embed.title, TITLE_LIMIT)
+    if embed.description:
+        embed.description = trim_markdown(embed.description, DESCRIPTION_LIMIT)
+    for index in range(len(embed.fields) - 1, FIELD_COUNT_LIMIT - 1, -1):
+        embed.remove_field(index)
+    for index, field in enumerate(embed.fields):
+        embed.set_field_at(
+            index,
+            name=trim_markdown(field.name or "", FIELD_NAME_LIMIT) or ELLIPSIS,
+            value=trim_markdown(field.value or "", FIELD_VALUE_LIMIT) or ELLIPSIS,
+            inline=bool(field.inline),
+        )
+    if embed.footer.text and len(embed.footer.text) > FOOTER_LIMIT:
+        embed.set_footer(text=trim(embed.footer.text, FOOTER_LIMIT), icon_url=embed.footer.icon_url)
+    if embed.author.name and len(embed.author.name) > AUTHOR_LIMIT:
+        embed.set_author(
+            name=trim(embed.author.name, AUTHOR_LIMIT),
+            url=embed.author.url,
+            icon_url=embed.author.icon_url,
+        )
+
+
+# Texts trimmed below these many characters say nothing: descriptions go, fields are dropped.
+_MIN_DESCRIPTION = 48
+_MIN_FIELD_VALUE = 24
+
+
+def _level(lengths: Sequence[int], excess: int, floor: int) -> int:
+    """Largest cap (not below ``floor``) such that cutting every length to it frees ``excess``.
+
+    Sharing the cut evenly keeps every embed informative instead of gutting the first one.
+    """
+    lo, hi = floor, max(lengths, default=floor)
+    if sum(max(0, n - lo) for n in lengths) < excess:
+        return floor
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(max(0, n - mid) for n in lengths) >= excess:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _shrink_descriptions(embeds: list[discord.Embed], excess: int) -> int:
+    described = [e for e in embeds if e.description]
+    cap = _level([len(e.description or "") for e in described], excess, _MIN_DESCRIPTION)
+    for embed in described:
+        current = embed.description or ""
+        if len(current) > cap:
+            embed.description = trim_markdown(current, cap)
+            excess -= len(current) - len(embed.description)
+    for embed in reversed(described):
+        if excess <= 0:
+            break
+        excess -= len(embed.description or "")
+        embed.description = None
+    return excess
+
+
+def _shrink_fields(embeds: list[discord.Embed], excess: int) -> int:
+    slots = [(embed, i) for embed in embeds for i in range(len(embed.fields))]
+    cap = _level([len(e.fields[i].value or "") for e, i in slots], excess, _MIN_FIELD_VALUE)
+    for embed, index in slots:
+        field = embed.fields[index]
+        value = field.value or ""
+        if len(value) > cap:
+            new_value = trim_markdown(value, cap)
+            embed.set_field_at(index, name=field.name, value=new_value, inline=bool(field.inline))
+            excess -= len(value) - len(new_value)
+    # Still too long: drop whole fields, last embed first, so the first images keep theirs.
+    for embed in reversed(embeds):
+        while excess > 0 and embed.fields:
+            last = embed.fields[-1]
+            excess -= len(last.name or "") + len(last.value or "")
+            embed.remove_field(len(embed.fields) - 1)
+    return excess
+
+
+def _shrink_labels(embeds: list[discord.Embed], excess: int) -> int:
+    # Last resort: footers, then authors, then titles, longest first, down to a few characters.
+    for kind in ("footer", "author", "title"):
+        for embed in sorted(embeds, key=lambda e: len(_label(e, kind)), reverse=True):
+            if excess <= 0:
+                return excess
+            current = _label(embed, kind)
+            target = max(len(current) - excess, min(len(current), 16))
+            if target >= len(current):
+                continue
+            new = trim(current, target) if kind != "title" else trim_markdown(current, target)
+            _set_label(embed, kind, new)
+            excess -= len(current) - len(new)
+    for embed in embeds:
+        for kind in ("footer", "author", "title"):
+            if excess <= 0:
+                return excess
+            current = _label(embed, kind)
+            if current:
+                _set_label(embed, kind, "")
+                excess -= len(current)
+    return excess
+
+
+def _label(embed: discord.Embed, kind: str) -> str:
+    if kind == "footer":
+        return embed.footer.text or ""
+    if kind == "author":
+        return embed.author.name or ""
+    return embed.title or ""
+
+
+def _set_label(embed: discord.Embed, kind: str, text: str) -> None:
+    if kind == "footer":
+        if text:
+            embed.set_footer(text=text, icon_url=embed.footer.icon_url)
+        else:
+            embed.remove_footer()
+    elif kind == "author":
+        if text:
+            embed.set_author(name=text, url=embed.author.url, icon_url=embed.author.icon_url)
+        else:
+            embed.remove_author()
+    else:
+        embed.title = text or None
+
+
+def fit_message(embeds: list[discord.Embed]) -> list[discord.Embed]:
+    """Copies of at most 10 ``embeds``, each within its limits, all together ≤ 6000 characters.
+
+    Descriptions shrink first (the longest cut to a shared length), then field values likewise,
+    then whole fields go from the last embed backwards, and only then footers, authors and
+    titles. Images are never touched.
+    The input embeds are not modified.
+    """
+    fitted = [_clone(embed) for embed in embeds[:EMBEDS_PER_MESSAGE]]
+    for embed in fitted:
+        _clamp(embed)
+    excess = sum(embed_length(e) for e in fitted) - TOTAL_LIMIT
+    for shrink in (_shrink_descriptions, _shrink_fields, _shrink_labels):
+        if excess <= 0:
+            break
+        excess = shrink(fitted, excess)
+    return fitted
