@@ -1,0 +1,182 @@
+"""The settings store's interface: guild rating settings with an audit trail.
+
+Backends (SQLite now, PostgreSQL next) implement :class:`SettingsStore`; nothing about a backend
+shows through it. Every write is one transaction covering the setting and its audit row, and a
+write method returns only after that transaction is committed, so a caller may tell the admin
+"done" as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+from bot.gating import GuildSettings
+from bot.nekos.models import Rating
+
+__all__ = [
+    "Change",
+    "ChangeScope",
+    "SchemaTooNewError",
+    "SettingsStore",
+    "StoreClosedError",
+    "StoreError",
+    "StoreHealth",
+]
+
+
+class StoreError(Exception):
+    """The settings store failed or is unusable."""
+
+
+class StoreClosedError(StoreError):
+    """The store was used before :meth:`SettingsStore.open` or after :meth:`SettingsStore.close`."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer version of the bot; refusing to touch it."""
+
+
+class ChangeScope(enum.Enum):
+    """What an audited change touched."""
+
+    DEFAULT = "default"
+    CHANNEL = "channel"
+    RESET = "reset"
+
+
+def _label(rating: Rating | None, unset: str) -> str:
+    return rating.label if rating is not None else unset
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One settings change: who, what (scope and channel), old -> new, when.
+
+    ``old``/``new`` ``None`` mean "not set": for a channel, "follows the server default"; for the
+    default, "sfw" (nothing set). A :attr:`ChangeScope.RESET` change records the old default in
+    ``old`` and how many channel overrides it cleared in ``overrides_cleared``.
+    ``id`` is ``None`` for a change that changed nothing (it is not recorded).
+    """
+
+    guild_id: int
+    actor_id: int
+    scope: ChangeScope
+    channel_id: int | None
+    old: Rating | None
+    new: Rating | None
+    at: dt.datetime
+    overrides_cleared: int = 0
+    id: int | None = None
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything changed (a no-op is returned but not recorded)."""
+        if self.scope is ChangeScope.RESET:
+            return self.old is not None or self.overrides_cleared > 0
+        return self.old != self.new
+
+    @property
+    def description(self) -> str:
+        """One line in Discord markdown, e.g. ``<@1> set <#2> to nsfw (was: server default)``."""
+        actor = f"<@{self.actor_id}>"
+        if self.scope is ChangeScope.RESET:
+            if not self.changed:
+                return f"{actor} reset the settings (nothing was set)"
+            noun = "override" if self.overrides_cleared == 1 else "overrides"
+            return (
+                f"{actor} reset the settings (default was: {_label(self.old, 'not set')}; "
+                f"{self.overrides_cleared} channel {noun} cleared)"
+            )
+        if self.scope is ChangeScope.DEFAULT:
+            old = _label(self.old, "not set")
+            if not self.changed:
+                return f"{actor} left the server default unchanged ({old})"
+            if self.new is None:
+                return (
+                    f"{actor} cleared the server default (was: {old}); "
+                    "channels without an override are now sfw"
+                )
+            return f"{actor} set the server default to {self.new.label} (was: {old})"
+        where = f"<#{self.channel_id}>"
+        old = _label(self.old, "server default")
+        if not self.changed:
+            return f"{actor} left {where} unchanged ({old})"
+        if self.new is None:
+            return f"{actor} cleared the override of {where} (was: {old}); it follows the default"
+        return f"{actor} set {where} to {self.new.label} (was: {old})"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The outcome of :meth:`SettingsStore.health_check`; ``detail`` is for operators."""
+
+    ok: bool
+    detail: str
+
+
+class SettingsStore(ABC):
+    """Guild rating settings, cached in memory and written through to the backend.
+
+    Use ``async with store:`` or call :meth:`open` / :meth:`close`. IDs are Discord snowflakes.
+    """
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and bring the schema up to date; idempotent."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release the backend; idempotent. The store can be opened again."""
+
+    @abstractmethod
+    async def get_guild_settings(self, guild_id: int) -> GuildSettings:
+        """The guild's settings (empty when nothing is set); served from memory after first use."""
+
+    @abstractmethod
+    async def set_channel_override(
+        self, guild_id: int, channel_id: int, rating: Rating | None, actor_id: int
+    ) -> Change:
+        """Set (or with ``None`` clear) a channel's maximum rating; returns after commit."""
+
+    @abstractmethod
+    async def set_guild_default(
+        self, guild_id: int, rating: Rating | None, actor_id: int
+    ) -> Change:
+        """Set (or with ``None`` clear) the guild's default maximum; returns after commit."""
+
+    @abstractmethod
+    async def reset_guild(self, guild_id: int, actor_id: int) -> Change:
+        """Clear the default and every channel override (audited); returns after commit."""
+
+    @abstractmethod
+    async def recent_changes(self, guild_id: int, limit: int = 10) -> list[Change]:
+        """The guild's latest recorded changes, newest first."""
+
+    @abstractmethod
+    async def forget_guild(self, guild_id: int) -> None:
+        """Delete everything about a guild, settings and audit trail (the bot left it)."""
+
+    @abstractmethod
+    async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
+        """Drop a deleted channel's override; ``True`` if there was one. Audit rows are kept."""
+
+    @abstractmethod
+    async def health_check(self) -> StoreHealth:
+        """Whether the backend answers; never raises."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

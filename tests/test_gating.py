@@ -1,0 +1,491 @@
+"""The content policy: what each channel may show, and the minor-safety rule."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from bot.gating import (
+    ChannelContext,
+    ChannelKind,
+    Decision,
+    GuildSettings,
+    RefusalCounter,
+    RefusalReason,
+    allowed_max,
+    category_visible,
+    effective_max,
+    filter_images,
+    is_known_minor,
+    may_show,
+    violates_minor_safety,
+)
+from bot.nekos.models import Category, Character, Image, Rating
+
+GUILD = 100
+CHANNEL = 200
+PARENT = 300
+
+# --------------------------------------------------------------------------- reference rule
+
+
+@dataclass(frozen=True)
+class Place:
+    """A test description of where a command runs."""
+
+    name: str
+    kind: ChannelKind
+    in_guild: bool  # a guild channel (text, thread, ...) rather than a DM
+    is_thread: bool = False
+
+
+PLACES = [
+    Place("text", ChannelKind.TEXT, True),
+    Place("news", ChannelKind.NEWS, True),
+    Place("voice", ChannelKind.VOICE, True),
+    Place("stage", ChannelKind.STAGE, True),
+    Place("forum", ChannelKind.FORUM, True),
+    Place("media", ChannelKind.MEDIA, True),
+    Place("forum_post", ChannelKind.THREAD, True, is_thread=True),
+    Place("thread", ChannelKind.THREAD, True, is_thread=True),
+    Place("dm", ChannelKind.DM, False),
+    Place("group_dm", ChannelKind.GROUP_DM, False),
+    Place("unknown", ChannelKind.UNKNOWN, True),
+]
+FLAGS = [True, False, None]
+SETTING_VALUES: list[Rating | None] = [None, Rating.SFW, Rating.QUESTIONABLE, Rating.NSFW]
+REQUESTS: list[Rating | None] = [None, Rating.SFW, Rating.QUESTIONABLE, Rating.NSFW]
+
+
+def reference_maximum(
+    place: Place,
+    restricted: bool | None,
+    override: Rating | None,
+    default: Rating | None,
+    requested: Rating | None,
+    bot_in_guild: bool,
+) -> Rating:
+    """The policy written as "which ratings survive every rule", independently of bot.gating."""
+    permitted = set(Rating)
+    # Rule 1: only a guild channel of a known kind, in a server the bot is in, goes above sfw.
+    if not place.in_guild or place.kind is ChannelKind.UNKNOWN or not bot_in_guild:
+        permitted = {Rating.SFW}
+    # Rule 2: above sfw only where Discord says the channel (thread: the parent) is age-restricted.
+    if restricted is not True:
+        permitted = {Rating.SFW}
+    # Rule 3: the admins' choice: the override, else the default, else nothing above sfw.
+    chosen = override if override is not None else default
+    ceiling = Rating.SFW if chosen is None else chosen
+    permitted = {r for r in permitted if r <= ceiling}
+    # Rule 4: a member may ask for less, never more.
+    if requested is not None:
+        permitted = {r for r in permitted if r <= requested}
+    # sfw always survives: every rule above keeps it.
+    return max(permitted)
+
+
+def build_context(place: Place, restricted: bool | None, bot_in_guild: bool) -> ChannelContext:
+    """The context for a place; a thread's own flag is set contrary to its parent to be ignored."""
+    if place.is_thread:
+        return ChannelContext(
+            guild_id=GUILD,
+            channel_id=CHANNEL,
+            kind=place.kind,
+            age_restricted=restricted is not True,
+            parent_id=PARENT,
+            parent_age_restricted=restricted,
+            bot_in_guild=bot_in_guild,
+        )
+    return ChannelContext(
+        guild_id=GUILD if place.in_guild else None,
+        channel_id=CHANNEL,
+        kind=place.kind,
+        age_restricted=restricted,
+        bot_in_guild=bot_in_guild if place.in_guild else False,
+    )
+
+
+def build_settings(place: Place, override: Rating | None, default: Rating | None) -> GuildSettings:
+    """Settings with ``override`` on the channel whose override applies (a thread's parent).
+
+    For a thread, the thread's own id carries a contrary nsfw override that must be ignored.
+    """
+    overrides: dict[int, Rating] = {}
+    if place.is_thread:
+        overrides[CHANNEL] = Rating.NSFW
+        if override is not None:
+            overrides[PARENT] = override
+    elif override is not None:
+        overrides[CHANNEL] = override
+    return GuildSettings(default=default, overrides=overrides)
+
+
+POLICY_CASES = list(itertools.product(PLACES, FLAGS, SETTING_VALUES, SETTING_VALUES, [True, False]))
+
+
+def _label(rating: Rating | None) -> str:
+    return "unset" if rating is None else rating.label
+
+
+@pytest.mark.parametrize(
+    ("place", "restricted", "override", "default", "bot_in_guild"),
+    POLICY_CASES,
+    ids=[
+        f"{p.name}-restricted:{f}-override:{_label(o)}-default:{_label(d)}-bot_in_guild:{b}"
+        for p, f, o, d, b in POLICY_CASES
+    ],
+)
+def test_policy_matches_reference_rule(
+    place: Place,
+    restricted: bool | None,
+    override: Rating | None,
+    default: Rating | None,
+    bot_in_guild: bool,
+) -> None:
+    ctx = build_context(place, restricted, bot_in_guild)
+    settings = build_settings(place, override, default)
+    channel_max = allowed_max(ctx, settings)
+
+    # The requested rating is looped here rather than parametrized, to keep collection cheap.
+    for requested in REQUESTS:
+        expected = reference_maximum(place, restricted, override, default, requested, bot_in_guild)
+        assert effective_max(channel_max, requested) == expected, f"requested={_label(requested)}"
+
+
+# --------------------------------------------------------------------------- named policy cases
+
+
+def _text(restricted: bool | None = True, **kwargs: object) -> ChannelContext:
+    fields: dict[str, object] = {
+        "guild_id": GUILD,
+        "channel_id": CHANNEL,
+        "kind": ChannelKind.TEXT,
+        "age_restricted": restricted,
+    }
+    fields.update(kwargs)
+    return ChannelContext(**fields)  # type: ignore[arg-type]
+
+
+def _thread(parent_restricted: bool | None, parent_id: int | None = PARENT) -> ChannelContext:
+    return ChannelContext(
+        guild_id=GUILD,
+        channel_id=CHANNEL,
+        kind=ChannelKind.THREAD,
+        age_restricted=None,
+        parent_id=parent_id,
+        parent_age_restricted=parent_restricted,
+    )
+
+
+NSFW_EVERYWHERE = GuildSettings(default=Rating.NSFW)
+
+
+def test_thread_inherits_parent_age_restriction() -> None:
+    assert allowed_max(_thread(True), NSFW_EVERYWHERE) is Rating.NSFW
+    assert allowed_max(_thread(False), NSFW_EVERYWHERE) is Rating.SFW
+
+
+def test_thread_with_unknown_parent_flag_is_sfw() -> None:
+    assert allowed_max(_thread(None), NSFW_EVERYWHERE) is Rating.SFW
+
+
+def test_thread_without_parent_id_is_sfw_even_if_parent_flag_claims_restricted() -> None:
+    assert allowed_max(_thread(True, parent_id=None), NSFW_EVERYWHERE) is Rating.SFW
+
+
+def test_thread_uses_parent_override_not_its_own() -> None:
+    settings = GuildSettings(
+        default=Rating.NSFW, overrides={PARENT: Rating.QUESTIONABLE, CHANNEL: Rating.NSFW}
+    )
+    assert allowed_max(_thread(True), settings) is Rating.QUESTIONABLE
+
+
+def test_override_beats_default_in_both_directions() -> None:
+    narrower = GuildSettings(default=Rating.NSFW, overrides={CHANNEL: Rating.SFW})
+    wider = GuildSettings(default=Rating.SFW, overrides={CHANNEL: Rating.NSFW})
+    assert allowed_max(_text(), narrower) is Rating.SFW
+    assert allowed_max(_text(), wider) is Rating.NSFW
+
+
+def test_no_settings_means_sfw_even_in_age_restricted_channel() -> None:
+    assert allowed_max(_text(True), GuildSettings()) is Rating.SFW
+
+
+def test_questionable_is_capped_outside_age_restricted_channels() -> None:
+    settings = GuildSettings(default=Rating.QUESTIONABLE)
+    assert allowed_max(_text(False), settings) is Rating.SFW
+    assert allowed_max(_text(True), settings) is Rating.QUESTIONABLE
+
+
+def test_unknown_age_restriction_is_sfw() -> None:
+    assert allowed_max(_text(None), NSFW_EVERYWHERE) is Rating.SFW
+
+
+def test_user_install_in_foreign_server_is_sfw() -> None:
+    assert allowed_max(_text(True, bot_in_guild=False), NSFW_EVERYWHERE) is Rating.SFW
+
+
+def test_no_guild_is_sfw_even_for_a_restricted_text_channel() -> None:
+    assert allowed_max(_text(True, guild_id=None), NSFW_EVERYWHERE) is Rating.SFW
+
+
+@pytest.mark.parametrize("kind", [ChannelKind.DM, ChannelKind.GROUP_DM, ChannelKind.UNKNOWN])
+def test_private_and_unknown_channels_are_sfw_whatever_they_claim(kind: ChannelKind) -> None:
+    ctx = ChannelContext(
+        guild_id=GUILD, channel_id=CHANNEL, kind=kind, age_restricted=True, bot_in_guild=True
+    )
+    assert allowed_max(ctx, NSFW_EVERYWHERE) is Rating.SFW
+
+
+@pytest.mark.parametrize(
+    ("channel_max", "requested", "expected"),
+    [
+        (Rating.NSFW, None, Rating.NSFW),
+        (Rating.NSFW, Rating.SFW, Rating.SFW),
+        (Rating.QUESTIONABLE, Rating.NSFW, Rating.QUESTIONABLE),
+        (Rating.SFW, Rating.NSFW, Rating.SFW),
+        (Rating.SFW, None, Rating.SFW),
+    ],
+)
+def test_requested_rating_narrows_never_widens(
+    channel_max: Rating, requested: Rating | None, expected: Rating
+) -> None:
+    assert effective_max(channel_max, requested) is expected
+
+
+def test_guild_settings_overrides_are_read_only_copies() -> None:
+    source = {CHANNEL: Rating.NSFW}
+    settings = GuildSettings(overrides=source)
+    source[CHANNEL] = Rating.SFW
+    assert settings.overrides[CHANNEL] is Rating.NSFW
+    with pytest.raises(TypeError):
+        settings.overrides[CHANNEL] = Rating.SFW  # type: ignore[index]
+
+
+# --------------------------------------------------------------------------- minor safety
+
+
+def _character(ages: tuple[int, ...] = (), name: str = "c") -> Character:
+    return Character(id=f"id-{name}", name=name, ages=ages)
+
+
+def _image(rating: Rating, *characters: Character, image_id: str = "img") -> Image:
+    return Image(
+        id=image_id,
+        url=f"https://example.invalid/{image_id}.webp",
+        rating=rating,
+        characters=characters,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ages", "minor"),
+    [
+        ((16, 17), True),
+        ((17, 18), True),
+        ((17,), True),
+        ((0,), True),
+        ((18,), False),
+        ((18, 25), False),
+        ((), False),
+        ((1000,), False),
+    ],
+)
+def test_known_minor_means_any_listed_age_under_18(ages: tuple[int, ...], minor: bool) -> None:
+    assert is_known_minor(_character(ages)) is minor
+
+
+@pytest.mark.parametrize("rating", [Rating.QUESTIONABLE, Rating.NSFW])
+@pytest.mark.parametrize("ages", [(16, 17), (17, 18)])
+def test_minor_above_sfw_violates(rating: Rating, ages: tuple[int, ...]) -> None:
+    assert violates_minor_safety(_image(rating, _character(ages)))
+
+
+def test_minor_in_sfw_image_does_not_violate() -> None:
+    assert not violates_minor_safety(_image(Rating.SFW, _character((16,))))
+
+
+@pytest.mark.parametrize("rating", list(Rating))
+def test_character_without_ages_is_not_known_minor(rating: Rating) -> None:
+    assert not violates_minor_safety(_image(rating, _character(())))
+
+
+def test_image_without_characters_does_not_violate() -> None:
+    assert not violates_minor_safety(_image(Rating.NSFW))
+
+
+def test_adult_characters_do_not_violate() -> None:
+    assert not violates_minor_safety(_image(Rating.NSFW, _character((18,)), _character((30, 31))))
+
+
+def test_one_minor_among_several_characters_violates() -> None:
+    image = _image(Rating.NSFW, _character((25,), "a"), _character((), "b"), _character((15,), "c"))
+    assert violates_minor_safety(image)
+
+
+def test_minor_safety_refuses_even_where_nsfw_is_allowed() -> None:
+    decision = may_show(_image(Rating.NSFW, _character((17, 18))), Rating.NSFW)
+    assert decision == Decision(allowed=False, reason=RefusalReason.MINOR_SAFETY)
+    assert not decision
+
+
+def test_minor_safety_is_the_reason_even_when_rating_also_refuses() -> None:
+    decision = may_show(_image(Rating.QUESTIONABLE, _character((16,))), Rating.SFW)
+    assert decision.reason is RefusalReason.MINOR_SAFETY
+
+
+@pytest.mark.parametrize(
+    ("image_rating", "max_rating", "allowed"),
+    [
+        (Rating.SFW, Rating.SFW, True),
+        (Rating.QUESTIONABLE, Rating.SFW, False),
+        (Rating.NSFW, Rating.QUESTIONABLE, False),
+        (Rating.QUESTIONABLE, Rating.QUESTIONABLE, True),
+        (Rating.NSFW, Rating.NSFW, True),
+    ],
+)
+def test_may_show_refuses_ratings_above_max(
+    image_rating: Rating, max_rating: Rating, allowed: bool
+) -> None:
+    decision = may_show(_image(image_rating, _character((20,))), max_rating)
+    assert decision.allowed is allowed
+    assert decision.reason is (None if allowed else RefusalReason.RATING_ABOVE_MAX)
+
+
+def test_filter_images_keeps_order_and_counts_refusals_by_reason() -> None:
+    ok1 = _image(Rating.SFW, image_id="ok1")
+    too_high = _image(Rating.NSFW, image_id="high")
+    minor = _image(Rating.QUESTIONABLE, _character((16, 17)), image_id="minor")
+    ok2 = _image(Rating.QUESTIONABLE, _character((19,)), image_id="ok2")
+    counter = RefusalCounter()
+
+    shown = filter_images([ok1, too_high, minor, ok2], Rating.QUESTIONABLE, counter)
+
+    assert shown == [ok1, ok2]
+    assert counter.snapshot() == {
+        RefusalReason.MINOR_SAFETY: 1,
+        RefusalReason.RATING_ABOVE_MAX: 1,
+    }
+    assert counter.minor_safety == 1
+    assert counter.total == 2
+    assert "minor_safety=1" in repr(counter)
+
+
+def test_filter_images_without_counter() -> None:
+    assert filter_images([_image(Rating.NSFW)], Rating.SFW) == []
+
+
+@pytest.mark.parametrize(
+    ("nsfw", "max_rating", "visible"),
+    [
+        (False, Rating.SFW, True),
+        (True, Rating.SFW, False),
+        (True, Rating.QUESTIONABLE, True),
+        (True, Rating.NSFW, True),
+        (False, Rating.NSFW, True),
+    ],
+)
+def test_nsfw_categories_hidden_where_only_sfw_allowed(
+    nsfw: bool, max_rating: Rating, visible: bool
+) -> None:
+    category = Category(id="cat", name="Cat", nsfw=nsfw)
+    assert category_visible(category, max_rating) is visible
+
+
+# --------------------------------------------------------------------------- randomised
+
+
+def _random_context(rng: random.Random) -> ChannelContext:
+    kind = rng.choice(list(ChannelKind))
+    return ChannelContext(
+        guild_id=rng.choice([GUILD, GUILD, None]),
+        channel_id=CHANNEL,
+        kind=kind,
+        age_restricted=rng.choice(FLAGS),
+        parent_id=rng.choice([PARENT, PARENT, None]),
+        parent_age_restricted=rng.choice(FLAGS),
+        bot_in_guild=rng.random() < 0.8,
+    )
+
+
+def _random_settings(rng: random.Random) -> GuildSettings:
+    overrides = {
+        channel: rating
+        for channel in (CHANNEL, PARENT)
+        if (rating := rng.choice(SETTING_VALUES)) is not None
+    }
+    return GuildSettings(default=rng.choice(SETTING_VALUES), overrides=overrides)
+
+
+def _random_image(rng: random.Random, n: int) -> Image:
+    characters = tuple(
+        _character(tuple(rng.randint(5, 40) for _ in range(rng.randint(0, 3))), name=f"{n}-{i}")
+        for i in range(rng.choice([0, 0, 1, 1, 2, 3]))
+    )
+    return _image(rng.choice(list(Rating)), *characters, image_id=str(n))
+
+
+def _oracle_max(ctx: ChannelContext, settings: GuildSettings, requested: Rating | None) -> Rating:
+    """Independent oracle: anything not provably an age-restricted guild channel shows sfw."""
+    if ctx.kind is ChannelKind.THREAD:
+        restricted, key = (
+            ctx.parent_age_restricted is True and ctx.parent_id is not None,
+            ctx.parent_id,
+        )
+    else:
+        restricted, key = ctx.age_restricted is True, ctx.channel_id
+    provable = (
+        restricted
+        and ctx.guild_id is not None
+        and ctx.bot_in_guild
+        and ctx.kind not in (ChannelKind.DM, ChannelKind.GROUP_DM, ChannelKind.UNKNOWN)
+    )
+    if not provable:
+        return Rating.SFW
+    chosen = settings.overrides.get(key) if key is not None else None
+    if chosen is None:
+        chosen = settings.default if settings.default is not None else Rating.SFW
+    return chosen if requested is None else Rating(min(int(chosen), int(requested)))
+
+
+def _oracle_minor_risk(image: Image) -> bool:
+    return image.rating != Rating.SFW and any(
+        age <= 17 for character in image.characters for age in character.ages
+    )
+
+
+def test_randomised_serving_never_exceeds_allowed_rating_or_shows_minors() -> None:
+    rng = random.Random(20240601)
+    counter = RefusalCounter()
+    served = shown_total = 0
+    expected_minor_refusals = 0
+
+    while served < 12_000:
+        ctx = _random_context(rng)
+        settings = _random_settings(rng)
+        requested = rng.choice(REQUESTS)
+        batch = [_random_image(rng, served + i) for i in range(rng.randint(1, 40))]
+        served += len(batch)
+        limit = effective_max(allowed_max(ctx, settings), requested)
+
+        shown = filter_images(batch, limit, counter)
+
+        oracle_limit = _oracle_max(ctx, settings, requested)
+        assert limit == oracle_limit
+        assert all(image.rating <= oracle_limit for image in shown)
+        assert not any(_oracle_minor_risk(image) for image in shown)
+        # Nothing safe was dropped either: the filter is exact, not merely conservative.
+        assert shown == [
+            image
+            for image in batch
+            if image.rating <= oracle_limit and not _oracle_minor_risk(image)
+        ]
+        shown_total += len(shown)
+        expected_minor_refusals += sum(_oracle_minor_risk(image) for image in batch)
+
+    assert counter.minor_safety == expected_minor_refusals > 0
+    assert counter.total == served - shown_total
+    assert shown_total > 0
