@@ -1,0 +1,20 @@
+"""Shared fixtures: a started fake Nekos API server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.fakes.dataset import generate_dataset
+from tests.fakes.nekos_api import FakeNekosAPI
+
+
+@pytest.fixture
+async def nekos_fake() -> AsyncIterator[FakeNekosAPI]:
+    """A started :class:`FakeNekosAPI` on the default dataset, rate limit disabled.
+
+    Re-enable it in a test with ``nekos_fake.rate_limit = (1, 1.0)``.
+    """
+    async with FakeNekosAPI(dataset=generate_dataset(), rate_limit=None) as fake:
+        yield fake
