@@ -1,0 +1,340 @@
+"""Cached, coalesced lookups: single images, artists, characters, the full lists, stats.
+
+Every lookup is answered from a short-lived cache when it can be; otherwise concurrent callers
+asking the same thing share one upstream call. Interactive callers never wait behind a
+background call (the pacer may hold it back while members wait): they start their own, which
+later background callers then share.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from bot.nekos.errors import NotFound
+from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
+
+from .caching import Clock, Coalescer, TTLCache
+from .protocols import LookupSource
+
+__all__ = ["CachedLookups", "LookupMetrics", "LookupSettings"]
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+T_Item = TypeVar("T_Item", bound=_HasId)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupSettings:
+    """Lifetimes (seconds) and bounds of :class:`CachedLookups`."""
+
+    image_ttl: float = 300.0
+    artist_ttl: float = 600.0
+    character_ttl: float = 600.0
+    artist_images_ttl: float = 300.0
+    list_ttl: float = 900.0
+    """The full category, artist and character lists."""
+    stats_ttl: float = 300.0
+    not_found_ttl: float = 60.0
+    """A 404 for an id is remembered this long, so repeated bad ids cost one call (0: never)."""
+    url_margin: float = 600.0
+    """Cached images are dropped this long before their signed URL expires."""
+    max_entries: int = 1024
+    """Per kind of lookup."""
+    page_size: int = 25
+    max_list_pages: int = 40
+    """A full list stops after this many pages, whatever the server says (a runaway guard)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookupMetrics:
+    """Counters since start-up."""
+
+    hits: int
+    misses: int
+    coalesced: int
+    upstream_calls: int
+    not_found: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Absent:
+    """A remembered 404."""
+
+    message: str
+    endpoint: str | None
+
+    def error(self) -> NotFound:
+        return NotFound(self.message, status=404, endpoint=self.endpoint)
+
+
+@dataclass(slots=True)
+class _Counters:
+    hits: int = 0
+    misses: int = 0
+    upstream_calls: int = 0
+    not_found: int = 0
+
+
+class _CachedKind(Generic[K, V]):
+    """One kind of lookup: its cache, its coalescer and how to load a value."""
+
+    def __init__(
+        self,
+        settings: LookupSettings,
+        ttl: float,
+        clock: Clock,
+        counters: _Counters,
+        load: Callable[[K, Any], Awaitable[V]],
+        lifetime: Callable[[V], float] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._cache: TTLCache[K, V | _Absent] = TTLCache(settings.max_entries, ttl, clock=clock)
+        self.coalescer: Coalescer[tuple[K, bool], V] = Coalescer()
+        self._counters = counters
+        self._load = load
+        self._lifetime = lifetime
+
+    async def get(self, key: K, priority: Any, *, background: bool) -> V:
+        cached = self._cache.get(key)
+        if isinstance(cached, _Absent):
+            self._counters.hits += 1
+            raise cached.error()
+        if cached is not None:
+            self._counters.hits += 1
+            return cached
+        self._counters.misses += 1
+        # A background caller rides along with an interactive call, never the other way round.
+        flight = (
+            (key, True)
+            if background and not self.coalescer.in_flight((key, False))
+            else (
+                key,
+                False,
+            )
+        )
+        return await self.coalescer.run(flight, lambda: self._fetch(key, priority))
+
+    async def _fetch(self, key: K, priority: Any) -> V:
+        try:
+            value = await self._load(key, priority)
+        except NotFound as exc:
+            self._counters.not_found += 1
+            self._cache.set(key, _Absent(exc.message, exc.endpoint), self._settings.not_found_ttl)
+            raise
+        self._cache.set(key, value, None if self._lifetime is None else self._lifetime(value))
+        return value
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+class CachedLookups:
+    """Coalesced, cached read-only lookups for commands and autocomplete refresh.
+
+    ``background=True`` marks a call nobody is waiting for (e.g. refreshing autocomplete lists):
+    it goes upstream at ``background_priority``. Values are shared objects; models are frozen.
+    """
+
+    def __init__(
+        self,
+        source: LookupSource,
+        *,
+        interactive_priority: Any,
+        background_priority: Any,
+        settings: LookupSettings | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self._source = source
+        self._interactive = interactive_priority
+        self._background = background_priority
+        self._settings = s = settings or LookupSettings()
+        self._wall_clock = wall_clock
+        self._counters = _Counters()
+        c = self._counters
+        self._images: _CachedKind[str, Image] = _CachedKind(
+            s, s.image_ttl, clock, c, self._load_image, self._image_lifetime
+        )
+        self._artists: _CachedKind[str, Artist] = _CachedKind(
+            s, s.artist_ttl, clock, c, self._load_artist
+        )
+        self._artist_pages: _CachedKind[tuple[str, int, int], Page[Image]] = _CachedKind(
+            s, s.artist_images_ttl, clock, c, self._load_artist_images, self._page_lifetime
+        )
+        self._characters: _CachedKind[str, Character] = _CachedKind(
+            s, s.character_ttl, clock, c, self._load_character
+        )
+        self._category_list: _CachedKind[str, tuple[Category, ...]] = _CachedKind(
+            s, s.list_ttl, clock, c, self._load_category_list
+        )
+        self._artist_list: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
+            s, s.list_ttl, clock, c, self._load_artist_list
+        )
+        self._character_list: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
+            s, s.list_ttl, clock, c, self._load_character_list
+        )
+        self._stats: _CachedKind[str, Stats] = _CachedKind(
+            s, s.stats_ttl, clock, c, self._load_stats
+        )
+        self._kinds: tuple[_CachedKind[Any, Any], ...] = (
+            self._images,
+            self._artists,
+            self._artist_pages,
+            self._characters,
+            self._category_list,
+            self._artist_list,
+            self._character_list,
+            self._stats,
+        )
+
+    # ------------------------------------------------------------------ public lookups
+
+    async def image(self, image_id: str, *, background: bool = False) -> Image:
+        """One image by id (``NotFound`` if there is none)."""
+        return await self._images.get(image_id, self._priority(background), background=background)
+
+    async def artist(self, artist_id: str, *, background: bool = False) -> Artist:
+        """One artist by id."""
+        return await self._artists.get(artist_id, self._priority(background), background=background)
+
+    async def artist_images(
+        self, artist_id: str, limit: int = 25, offset: int = 0, *, background: bool = False
+    ) -> Page[Image]:
+        """One page of an artist's images."""
+        key = (artist_id, limit, offset)
+        return await self._artist_pages.get(key, self._priority(background), background=background)
+
+    async def character(self, character_id: str, *, background: bool = False) -> Character:
+        """One character by id."""
+        priority = self._priority(background)
+        return await self._characters.get(character_id, priority, background=background)
+
+    async def category_list(self, *, background: bool = False) -> tuple[Category, ...]:
+        """Every category (all pages of ``/category``)."""
+        return await self._category_list.get("", self._priority(background), background=background)
+
+    async def artist_list(self, *, background: bool = False) -> tuple[Artist, ...]:
+        """Every artist (all pages of ``/artist``)."""
+        return await self._artist_list.get("", self._priority(background), background=background)
+
+    async def character_list(self, *, background: bool = False) -> tuple[Character, ...]:
+        """Every character (all pages of ``/character``)."""
+        priority = self._priority(background)
+        return await self._character_list.get("", priority, background=background)
+
+    async def stats(self, *, background: bool = False) -> Stats:
+        """The API's ``/stats``."""
+        return await self._stats.get("", self._priority(background), background=background)
+
+    def metrics(self) -> LookupMetrics:
+        """Counters since start-up."""
+        c = self._counters
+        return LookupMetrics(
+            hits=c.hits,
+            misses=c.misses,
+            coalesced=sum(kind.coalescer.joins for kind in self._kinds),
+            upstream_calls=c.upstream_calls,
+            not_found=c.not_found,
+        )
+
+    def clear(self) -> None:
+        """Forget every cached value (calls in flight still complete)."""
+        for kind in self._kinds:
+            kind.clear()
+
+    # ------------------------------------------------------------------ loading
+
+    def _priority(self, background: bool) -> Any:
+        return self._background if background else self._interactive
+
+    async def _load_image(self, image_id: str, priority: Any) -> Image:
+        self._counters.upstream_calls += 1
+        return await self._source.image(image_id, priority=priority)
+
+    async def _load_artist(self, artist_id: str, priority: Any) -> Artist:
+        self._counters.upstream_calls += 1
+        return await self._source.artist(artist_id, priority=priority)
+
+    async def _load_artist_images(self, key: tuple[str, int, int], priority: Any) -> Page[Image]:
+        artist_id, limit, offset = key
+        self._counters.upstream_calls += 1
+        return await self._source.artist_images(
+            artist_id, limit=limit, offset=offset, priority=priority
+        )
+
+    async def _load_character(self, character_id: str, priority: Any) -> Character:
+        self._counters.upstream_calls += 1
+        return await self._source.character(character_id, priority=priority)
+
+    async def _load_stats(self, _: str, priority: Any) -> Stats:
+        self._counters.upstream_calls += 1
+        return await self._source.stats(priority=priority)
+
+    async def _load_category_list(self, _: str, priority: Any) -> tuple[Category, ...]:
+        return await self._all_pages(self._source.categories, priority, "/category")
+
+    async def _load_artist_list(self, _: str, priority: Any) -> tuple[Artist, ...]:
+        return await self._all_pages(self._source.artists, priority, "/artist")
+
+    async def _load_character_list(self, _: str, priority: Any) -> tuple[Character, ...]:
+        return await self._all_pages(self._source.characters, priority, "/character")
+
+    async def _all_pages(
+        self,
+        fetch: Callable[..., Awaitable[Page[T_Item]]],
+        priority: Any,
+        endpoint: str,
+    ) -> tuple[T_Item, ...]:
+        limit = self._settings.page_size
+        items: list[T_Item] = []
+        seen: set[str] = set()
+        offset = 0
+        for _ in range(self._settings.max_list_pages):
+            self._counters.upstream_calls += 1
+            page = await fetch(None, limit=limit, offset=offset, priority=priority)
+            for item in page.items:
+                # Rows added while paging shift later pages; never list one twice.
+                if item.id not in seen:
+                    seen.add(item.id)
+                    items.append(item)
+            offset += len(page.items)
+            total = page.pagination.total if page.pagination else None
+            if len(page.items) < limit or (total is not None and offset >= total):
+                break
+        else:
+            log.warning("%s: stopped after %d pages", endpoint, self._settings.max_list_pages)
+        return tuple(items)
+
+    # ------------------------------------------------------------------ lifetimes
+
+    def _url_lifetime(self, image: Image) -> float | None:
+        """Seconds the image's signed URL stays usable, margin taken off; None if unknown."""
+        expires = image.meta.expires
+        if expires is None:
+            return None
+        return expires.timestamp() - self._settings.url_margin - self._wall_clock()
+
+    def _image_lifetime(self, image: Image) -> float:
+        url = self._url_lifetime(image)
+        return self._settings.image_ttl if url is None else min(self._settings.image_ttl, url)
+
+    def _page_lifetime(self, page: Page[Image]) -> float:
+        lifetime = self._settings.artist_images_ttl
+        for image in page.items:
+            url = self._url_lifetime(image)
+            if url is not None:
+                lifetime = min(lifetime, url)
+        return lifetime

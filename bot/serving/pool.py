@@ -1,0 +1,859 @@
+"""The random-image pool: one upstream call feeds many commands, fairly across guilds.
+
+The Nekos API allows one request per second for the whole bot, while ``/image/random`` returns
+up to 25 images a call. So every call asks for 25, and images wait here until some request can
+use them: a request matches an image when the request's categories are a subset of the image's
+and the caller's rating ceiling and gating filter accept it. The rest of the design follows:
+
+* **Expiry** — image URLs are signed; an entry leaves the pool ``expiry_margin`` seconds before
+  ``meta.expires`` (or ``no_expiry_lifetime`` after it arrived, when the API gave no expiry).
+* **No repeats** — an image id is not shown again in a channel among its last ``repeat_window``
+  images. A pooled image may serve up to ``max_uses`` requests; images a guild has not had yet
+  go first, then the least used.
+* **Coalescing** — requests that stock cannot fill wait per category set; one call serves every
+  waiter of that set (and of any subset), and what nobody takes stays pooled.
+* **Fairness** — the pool makes at most ``max_concurrent_fetches`` calls at a time (the pacer
+  serialises them anyway) and picks the next category set round-robin between guilds, the guild
+  served least recently first; fresh images are dealt one at a time the same way, oldest request
+  first within a guild. A flood from one guild delays another by at most one upstream slot.
+* **Honesty** — a request stops after ``max_attempts`` calls that gave it its turn (nothing in
+  the batch was acceptable to it, or it received images), and says FULL, PARTIAL or
+  NOTHING_MATCHED. A 404 from ``/image/random`` is such an attempt, not proof of absence.
+* **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
+  background priority, only while no member waits on the pool or the pacer.
+
+Everything is in-process; :class:`ImageServer` is the interface a shared (e.g. Redis) pool can
+implement later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import heapq
+import itertools
+import logging
+import math
+import random
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.nekos.errors import NotFound
+from bot.nekos.models import Image, Rating
+
+from .caching import Clock
+from .protocols import RandomImageSource, WaitEstimator
+
+__all__ = [
+    "MAX_IMAGES_PER_REQUEST",
+    "ImagePool",
+    "ImageRequest",
+    "ImageServer",
+    "PoolMetrics",
+    "PoolSettings",
+    "ServeResult",
+    "ServeStatus",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_IMAGES_PER_REQUEST = 10
+
+CategoryKey = frozenset[str]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRequest:
+    """One command's ask for random images.
+
+    ``guild_key`` is ``None`` in DMs (fairness and reuse then go per user). ``categories`` are
+    matched case-insensitively (they are lower-cased here). ``accept`` is the gating filter
+    (channel policy and minor safety); an image is served only if ``image.rating <= max_rating``
+    and ``accept(image)``.
+    """
+
+    guild_key: int | None
+    channel_key: int
+    user_id: int
+    categories: frozenset[str] = frozenset()
+    count: int = 1
+    max_rating: Rating
+    accept: Callable[[Image], bool]
+
+    def __post_init__(self) -> None:
+        names = frozenset(name.strip().lower() for name in self.categories)
+        if "" in names:
+            raise ValueError("category names must not be empty")
+        object.__setattr__(self, "categories", names)
+        if not 1 <= self.count <= MAX_IMAGES_PER_REQUEST:
+            raise ValueError(f"count must be between 1 and {MAX_IMAGES_PER_REQUEST}")
+
+    @property
+    def audience(self) -> Hashable:
+        """Who sees the result: the guild, or the user in DMs. The unit of fairness."""
+        return ("guild", self.guild_key) if self.guild_key is not None else ("user", self.user_id)
+
+
+class ServeStatus(enum.Enum):
+    """How completely a request was served."""
+
+    FULL = "full"
+    """Every image asked for."""
+    PARTIAL = "partial"
+    """Some, but fewer than asked (attempts ran out, or an error cut the wait short)."""
+    NOTHING_MATCHED = "nothing_matched"
+    """None: the bounded upstream attempts found nothing this request may show."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeResult:
+    """What :meth:`ImagePool.take` gives back."""
+
+    images: tuple[Image, ...]
+    status: ServeStatus
+    upstream_calls: int
+    """Upstream calls made for this request's category set while it waited (shared ones too)."""
+    error: Exception | None = None
+    """Why a PARTIAL result stopped short, when an upstream error did it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Tunables of :class:`ImagePool` (seconds unless stated)."""
+
+    batch_size: int = 25
+    """Images asked for per ``/image/random`` call (the API's maximum)."""
+    capacity: int = 2000
+    """Most images kept; beyond it the most used, then the soonest to expire, go first."""
+    expiry_margin: float = 600.0
+    """An image leaves the pool this long before its signed URL expires."""
+    no_expiry_lifetime: float = 3000.0
+    """How long an image without ``meta.expires`` stays, from arrival."""
+    repeat_window: int = 100
+    """An image id is not shown again in a channel among its last this-many images."""
+    max_tracked_channels: int = 5000
+    """Channels whose recent images are remembered (least recently active forgotten first)."""
+    max_uses: int = 3
+    """Requests one pooled image may serve (other guilds' first; 1 disables reuse)."""
+    max_attempts: int = 3
+    """Upstream attempts per request before it settles for what it has."""
+    max_concurrent_fetches: int = 1
+    """The pool's own upstream calls in flight for waiting members."""
+    upstream_expiry: int | None = None
+    """``expiry`` passed upstream (needs a token scope); ``None`` keeps the server's default."""
+    prefetch_target: int = 25
+    """Images kept in stock for each hot category set."""
+    prefetch_interval: float = 1.0
+    """Pause between prefetch rounds that found nothing to do."""
+    prefetch_backoff: float = 60.0
+    """A hot set whose prefetch brought nothing is left alone this long."""
+    prefetch_fill_limit: float = 0.9
+    """No prefetching once the pool is this full (a fraction of ``capacity``)."""
+    demand_half_life: float = 300.0
+    """Demand counts halve over this long."""
+    hot_threshold: float = 2.0
+    """Decayed demand at which a category set counts as hot."""
+    max_hot_keys: int = 16
+    max_demand_keys: int = 1000
+    defer_after: float = 1.5
+    """:meth:`ImagePool.should_defer` says yes when the estimated wait exceeds this."""
+    slot_seconds: float = 1.0
+    """Estimated cost of one queued upstream call, for :meth:`ImagePool.should_defer`."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 25:
+            raise ValueError("batch_size must be between 1 and 25")
+        for name in ("capacity", "max_uses", "max_attempts", "max_concurrent_fetches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.repeat_window < 0 or self.max_tracked_channels < 1:
+            raise ValueError("repeat_window must be >= 0 and max_tracked_channels >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMetrics:
+    """Counters since start-up, plus the pool's current state."""
+
+    requests: int
+    images_served: int
+    pool_hits: int
+    """Requests served entirely from stock."""
+    pool_misses: int
+    """Requests that had to wait for upstream."""
+    coalesced_waits: int
+    """Waiting requests that joined a category set already waiting or in flight."""
+    upstream_calls: int
+    prefetch_calls: int
+    upstream_images: int
+    upstream_not_found: int
+    upstream_errors: int
+    partial: int
+    nothing_matched: int
+    expired: int
+    evicted: int
+    pool_size: int
+    waiting: int
+    hot_keys: int
+
+
+class ImageServer(Protocol):
+    """What commands need from a random-image pool; :class:`ImagePool` is the in-process one."""
+
+    async def take(self, request: ImageRequest) -> ServeResult:
+        """Serve ``request`` from stock, waiting for upstream when stock is short."""
+        ...
+
+    def should_defer(self, request: ImageRequest) -> bool:
+        """Whether serving ``request`` will likely take long enough that the reply should defer."""
+        ...
+
+    def metrics(self) -> PoolMetrics:
+        """Counters and current state."""
+        ...
+
+    def start(self) -> None:
+        """Start background work (prefetching)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop background work."""
+        ...
+
+
+# ---------------------------------------------------------------------- internal records
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    image: Image
+    names: frozenset[str]
+    deadline: float
+    seq: int
+    uses: int = 0
+    audiences: dict[Hashable, int] = field(default_factory=dict)
+    """Uses per audience (guild, or user in DMs)."""
+
+
+@dataclass(slots=True, eq=False)
+class _Waiter:
+    request: ImageRequest
+    audience: Hashable
+    seq: int
+    future: asyncio.Future[ServeResult]
+    images: list[Image] = field(default_factory=list)
+    reserved: list[_Entry] = field(default_factory=list)
+    """The pool entries behind ``images``, to give back if the caller gives up."""
+    upstream_calls: int = 0
+    attempts: int = 0
+
+    @property
+    def key(self) -> CategoryKey:
+        return self.request.categories
+
+    @property
+    def needed(self) -> int:
+        return self.request.count - len(self.images)
+
+
+@dataclass(slots=True)
+class _Turns:
+    """When an audience last had a turn; 0 means never (new audiences go first)."""
+
+    fetch: int = 0
+    image: int = 0
+
+
+@dataclass(slots=True)
+class _Demand:
+    score: float
+    updated: float
+
+
+@dataclass(slots=True)
+class _Counters:
+    requests: int = 0
+    images_served: int = 0
+    pool_hits: int = 0
+    pool_misses: int = 0
+    coalesced_waits: int = 0
+    upstream_calls: int = 0
+    prefetch_calls: int = 0
+    upstream_images: int = 0
+    upstream_not_found: int = 0
+    upstream_errors: int = 0
+    partial: int = 0
+    nothing_matched: int = 0
+    expired: int = 0
+    evicted: int = 0
+
+
+_MAX_TRACKED_AUDIENCES = 10_000
+
+
+# ---------------------------------------------------------------------- the pool
+
+
+class ImagePool:
+    """The in-process random-image pool (see the module docstring for the design).
+
+    ``clock`` is wall-clock seconds since the epoch (``time.time``), because deadlines come from
+    the API's ``meta.expires``. ``rng`` shuffles equally good candidates. ``sleep`` paces the
+    prefetch loop. ``estimator`` (the pacer) informs :meth:`should_defer` and prefetching.
+    """
+
+    def __init__(
+        self,
+        source: RandomImageSource,
+        *,
+        interactive_priority: Any,
+        background_priority: Any,
+        settings: PoolSettings | None = None,
+        estimator: WaitEstimator | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._source = source
+        self._interactive = interactive_priority
+        self._background = background_priority
+        self._settings = settings or PoolSettings()
+        self._estimator = estimator
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+
+        self._entries: dict[str, _Entry] = {}
+        self._deadlines: list[tuple[float, int, str]] = []  # a heap, stale items skipped lazily
+        self._history: OrderedDict[int, dict[str, None]] = OrderedDict()
+        self._queues: dict[Hashable, deque[_Waiter]] = {}
+        self._waiting_keys: dict[CategoryKey, int] = {}
+        self._turns: OrderedDict[Hashable, _Turns] = OrderedDict()
+        self._in_flight: dict[CategoryKey, asyncio.Task[None]] = {}
+        self._demand: dict[CategoryKey, _Demand] = {}
+        self._prefetch_backoff: dict[CategoryKey, float] = {}
+        self._prefetch_task: asyncio.Task[None] | None = None
+        self._seq = itertools.count(1)
+        self._turn_counter = itertools.count(1)
+        self._counters = _Counters()
+
+    # ------------------------------------------------------------------ public API
+
+    async def take(self, request: ImageRequest) -> ServeResult:
+        """Serve ``request``: from stock at once when possible, else after upstream calls.
+
+        Raises the upstream error (a :class:`~bot.nekos.errors.NekosError`, e.g. ``BadRequest``
+        for an unknown category) only when it has no image to give; with some images the result
+        is PARTIAL and carries the error. Cancelling the call returns its images to the pool.
+        """
+        now = self._clock()
+        self._purge(now)
+        self._counters.requests += 1
+        self._note_demand(request.categories, now)
+        reserved = self._pick(request, request.count, now, self._entries.values())
+        images = [entry.image for entry in reserved]
+        if len(images) == request.count:
+            self._counters.pool_hits += 1
+            self._counters.images_served += len(images)
+            return ServeResult(tuple(images), ServeStatus.FULL, 0)
+
+        self._counters.pool_misses += 1
+        key = request.categories
+        if key in self._waiting_keys or key in self._in_flight:
+            self._counters.coalesced_waits += 1
+        waiter = _Waiter(
+            request=request,
+            audience=request.audience,
+            seq=next(self._seq),
+            future=asyncio.get_running_loop().create_future(),
+            images=images,
+            reserved=reserved,
+        )
+        self._queues.setdefault(waiter.audience, deque()).append(waiter)
+        self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
+        self._schedule()
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def should_defer(self, request: ImageRequest) -> bool:
+        """False when stock can serve ``request`` now; else whether the wait looks long.
+
+        The estimate is the pacer's wait for a new request (0 without an estimator) plus one
+        ``slot_seconds`` per category set the pool has queued but not yet sent. Advisory only:
+        a request that stock cannot fill may still take several upstream slots.
+        """
+        now = self._clock()
+        self._purge(now)
+        in_stock = self._pick(request, request.count, now, self._entries.values(), reserve=False)
+        if len(in_stock) >= request.count:
+            return False
+        wait = self._estimator.estimated_wait() if self._estimator is not None else 0.0
+        key = request.categories
+        queued = sum(1 for k in self._waiting_keys if k not in self._in_flight and k != key)
+        wait += queued * self._settings.slot_seconds
+        return wait > self._settings.defer_after
+
+    def metrics(self) -> PoolMetrics:
+        """Counters since start-up, plus the pool's size, waiting requests and hot sets."""
+        c = self._counters
+        return PoolMetrics(
+            requests=c.requests,
+            images_served=c.images_served,
+            pool_hits=c.pool_hits,
+            pool_misses=c.pool_misses,
+            coalesced_waits=c.coalesced_waits,
+            upstream_calls=c.upstream_calls,
+            prefetch_calls=c.prefetch_calls,
+            upstream_images=c.upstream_images,
+            upstream_not_found=c.upstream_not_found,
+            upstream_errors=c.upstream_errors,
+            partial=c.partial,
+            nothing_matched=c.nothing_matched,
+            expired=c.expired,
+            evicted=c.evicted,
+            pool_size=len(self._entries),
+            waiting=sum(len(q) for q in self._queues.values()),
+            hot_keys=len(self._hot_keys(self._clock())),
+        )
+
+    def __len__(self) -> int:
+        """Images in the pool now."""
+        return len(self._entries)
+
+    def stock(self, categories: Iterable[str] = ()) -> int:
+        """Pooled, unexpired images having all of ``categories`` that can still serve someone."""
+        key = frozenset(name.strip().lower() for name in categories)
+        now = self._clock()
+        self._purge(now)
+        return self._stock(key, now)
+
+    def start(self) -> None:
+        """Start the background prefetch loop (idempotent)."""
+        if self._prefetch_task is None or self._prefetch_task.done():
+            self._prefetch_task = asyncio.create_task(self._prefetch_loop(), name="image-prefetch")
+
+    async def stop(self) -> None:
+        """Stop the prefetch loop and wait for it; requests keep being served."""
+        task, self._prefetch_task = self._prefetch_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def prefetch_once(self) -> bool:
+        """Top up the hottest category set that is short of stock; return whether a call was made.
+
+        Does nothing while a member waits on the pool or on the pacer.
+        """
+        if self._queues or (self._estimator is not None and self._estimator.queue_length > 0):
+            return False
+        now = self._clock()
+        self._purge(now)
+        if len(self._entries) >= self._settings.capacity * self._settings.prefetch_fill_limit:
+            return False
+        key = self._next_prefetch_key(now)
+        if key is None:
+            return False
+        self._counters.prefetch_calls += 1
+        images, error = await self._call_upstream(key, self._background)
+        added = self._land(key, images, error, for_waiters=False)
+        if error is not None or not added:
+            self._prefetch_backoff[key] = self._clock() + self._settings.prefetch_backoff
+        return True
+
+    # ------------------------------------------------------------------ stock
+
+    def _deadline(self, image: Image, now: float) -> float:
+        expires = image.meta.expires
+        if expires is None:
+            return now + self._settings.no_expiry_lifetime
+        return expires.timestamp() - self._settings.expiry_margin
+
+    def _add(self, images: Iterable[Image], now: float) -> list[str]:
+        """Pool ``images``; return the ids now pooled from this batch."""
+        batch: list[str] = []
+        for image in images:
+            deadline = self._deadline(image, now)
+            if deadline <= now:
+                self._counters.expired += 1
+                continue
+            entry = self._entries.get(image.id)
+            if entry is not None:
+                # Seen again: keep its use record, adopt the fresher signed URL.
+                if deadline > entry.deadline:
+                    entry.image, entry.deadline = image, deadline
+                    heapq.heappush(self._deadlines, (deadline, entry.seq, image.id))
+            else:
+                entry = _Entry(image, image.category_names, deadline, next(self._seq))
+                self._entries[image.id] = entry
+                heapq.heappush(self._deadlines, (deadline, entry.seq, image.id))
+            if image.id not in batch:
+                batch.append(image.id)
+        self._enforce_capacity(set(batch))
+        return [image_id for image_id in batch if image_id in self._entries]
+
+    def _enforce_capacity(self, fresh: set[str]) -> None:
+        excess = len(self._entries) - self._settings.capacity
+        if excess <= 0:
+            return
+        victims = heapq.nsmallest(
+            excess,
+            self._entries.values(),
+            key=lambda e: (e.image.id in fresh, -e.uses, e.deadline),
+        )
+        for entry in victims:
+            del self._entries[entry.image.id]
+        self._counters.evicted += len(victims)
+
+    def _purge(self, now: float) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, seq, image_id = heapq.heappop(self._deadlines)
+            entry = self._entries.get(image_id)
+            if entry is not None and entry.seq == seq and entry.deadline == deadline:
+                del self._entries[image_id]
+                self._counters.expired += 1
+
+    def _stock(self, key: CategoryKey, now: float) -> int:
+        limit = self._settings.max_uses
+        return sum(
+            1
+            for e in self._entries.values()
+            if e.uses < limit and e.deadline > now and key <= e.names
+        )
+
+    def _pick(
+        self,
+        request: ImageRequest,
+        wanted: int,
+        now: float,
+        candidates: Iterable[_Entry],
+        *,
+        reserve: bool = True,
+    ) -> list[_Entry]:
+        """Up to ``wanted`` entries whose images ``request`` may show.
+
+        Unused images the request's guild has not had go first; failing those, images new to
+        the guild, then the least used. The scan starts at a random place and stops as soon as
+        enough of the first kind are found, so a well-stocked pool answers without a full scan.
+        """
+        pool = list(candidates)
+        chosen: list[_Entry] = []
+        if not pool or wanted < 1:
+            return chosen
+        audience = request.audience
+        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        history = self._history.get(request.channel_key)
+        shown: dict[str, None] | tuple[()] = history if history is not None else ()
+        max_uses = self._settings.max_uses
+        later: dict[tuple[bool, int], list[_Entry]] = {}
+        start = self._rng.randrange(len(pool))
+        for e in itertools.chain(pool[start:], pool[:start]):
+            image = e.image
+            if (
+                e.uses >= max_uses
+                or e.deadline <= now
+                or image.rating > max_rating
+                or not categories <= e.names
+                or image.id in shown
+            ):
+                continue
+            is_repeat = audience in e.audiences
+            if e.uses or is_repeat:
+                later.setdefault((is_repeat, e.uses), []).append(e)
+            # The gating filter is the costly check, so it runs last and only as needed.
+            elif accept(image):
+                chosen.append(e)
+                if len(chosen) >= wanted:
+                    break
+        for rank in sorted(later):
+            if len(chosen) >= wanted:
+                break
+            group = later[rank]
+            left = len(group)
+            # Draw at random without shuffling the whole group: usually only a few are needed.
+            while left and len(chosen) < wanted:
+                i = self._rng.randrange(left)
+                e = group[i]
+                left -= 1
+                group[i] = group[left]
+                if accept(e.image):
+                    chosen.append(e)
+        if reserve:
+            for e in chosen:
+                self._reserve(e, request)
+        return chosen
+
+    def _reserve(self, entry: _Entry, request: ImageRequest) -> None:
+        entry.uses += 1
+        entry.audiences[request.audience] = entry.audiences.get(request.audience, 0) + 1
+        history = self._history.get(request.channel_key)
+        if history is None:
+            history = self._history[request.channel_key] = {}
+            if len(self._history) > self._settings.max_tracked_channels:
+                self._history.popitem(last=False)
+        else:
+            self._history.move_to_end(request.channel_key)
+        history[entry.image.id] = None
+        while len(history) > self._settings.repeat_window:
+            del history[next(iter(history))]
+        if entry.uses >= self._settings.max_uses:
+            del self._entries[entry.image.id]
+
+    def _release(self, entries: Iterable[_Entry], request: ImageRequest) -> None:
+        """Undo reservations of images that were never shown; used-up entries come back."""
+        now = self._clock()
+        history = self._history.get(request.channel_key)
+        for entry in entries:
+            image_id = entry.image.id
+            if history is not None:
+                history.pop(image_id, None)
+            held = entry.audiences.get(request.audience, 0)
+            if held > 0:
+                if held == 1:
+                    del entry.audiences[request.audience]
+                else:
+                    entry.audiences[request.audience] = held - 1
+                entry.uses -= 1
+            if image_id not in self._entries and entry.deadline > now:
+                self._entries[image_id] = entry
+                heapq.heappush(self._deadlines, (entry.deadline, entry.seq, image_id))
+        self._enforce_capacity(set())
+
+    # ------------------------------------------------------------------ waiting and fairness
+
+    def _turns_for(self, audience: Hashable) -> _Turns:
+        turns = self._turns.get(audience)
+        if turns is None:
+            turns = self._turns[audience] = _Turns()
+            if len(self._turns) > _MAX_TRACKED_AUDIENCES:
+                self._turns.popitem(last=False)
+        else:
+            self._turns.move_to_end(audience)
+        return turns
+
+    def _schedule(self) -> None:
+        """Start upstream calls for waiting requests, up to the concurrency limit."""
+        while len(self._in_flight) < self._settings.max_concurrent_fetches:
+            key = self._next_fetch_key()
+            if key is None:
+                return
+            task = asyncio.create_task(self._fetch_for_waiters(key), name="image-pool-fetch")
+            self._in_flight[key] = task
+
+    def _next_fetch_key(self) -> CategoryKey | None:
+        """The category set of the oldest request of the audience served least recently."""
+        best: tuple[tuple[int, int], Hashable, CategoryKey] | None = None
+        for audience, queue in self._queues.items():
+            waiter = next((w for w in queue if w.key not in self._in_flight), None)
+            if waiter is None:
+                continue
+            rank = (self._turns_for(audience).fetch, waiter.seq)
+            if best is None or rank < best[0]:
+                best = (rank, audience, waiter.key)
+        if best is None:
+            return None
+        self._turns_for(best[1]).fetch = next(self._turn_counter)
+        return best[2]
+
+    async def _fetch_for_waiters(self, key: CategoryKey) -> None:
+        try:
+            images, error = await self._call_upstream(key, self._interactive)
+        except asyncio.CancelledError:
+            self._in_flight.pop(key, None)
+            for waiter in self._waiters_for(key):
+                self._unqueue(waiter)
+                waiter.future.cancel()
+            raise
+        self._in_flight.pop(key, None)
+        self._land(key, images, error, for_waiters=True)
+        self._schedule()
+
+    async def _call_upstream(
+        self, key: CategoryKey, priority: Any
+    ) -> tuple[tuple[Image, ...], Exception | None]:
+        self._counters.upstream_calls += 1
+        try:
+            page = await self._source.random_images(
+                categories=sorted(key),
+                limit=self._settings.batch_size,
+                expiry=self._settings.upstream_expiry,
+                priority=priority,
+            )
+        except NotFound:
+            # The server samples ~20% of its table: a 404 here is "nothing this time".
+            self._counters.upstream_not_found += 1
+            return (), None
+        except Exception as exc:  # every failure must reach the waiters, never strand them
+            self._counters.upstream_errors += 1
+            # Prefetch retries every round; only failures a member sees are worth a warning.
+            level = logging.DEBUG if priority is self._background else logging.WARNING
+            log.log(level, "random images %s failed: %s", sorted(key), exc)
+            return (), exc
+        self._counters.upstream_images += len(page.items)
+        return page.items, None
+
+    def _waiters_for(self, key: CategoryKey) -> list[_Waiter]:
+        return [w for queue in self._queues.values() for w in queue if w.key == key]
+
+    def _land(
+        self,
+        key: CategoryKey,
+        images: tuple[Image, ...],
+        error: Exception | None,
+        *,
+        for_waiters: bool,
+    ) -> list[str]:
+        """Pool a batch, deal it to waiting requests, and settle the ones out of attempts."""
+        now = self._clock()
+        self._purge(now)
+        batch = self._add(images, now)
+        own = self._waiters_for(key) if for_waiters else []
+        barren: dict[_Waiter, bool] = {}
+        before: dict[_Waiter, int] = {}
+        for waiter in own:
+            waiter.upstream_calls += 1
+            before[waiter] = len(waiter.images)
+            barren[waiter] = not self._pick(
+                waiter.request, 1, now, self._batch_entries(batch), reserve=False
+            )
+        self._deal(batch, now)
+        for waiter in own:
+            if waiter.future.done():
+                continue
+            if error is not None:
+                self._settle(waiter, error)
+                continue
+            # Only a call that gave this request its turn counts: it brought nothing the request
+            # may show, or the request got images from it. Losing out to others does not count.
+            if barren[waiter] or len(waiter.images) > before[waiter]:
+                waiter.attempts += 1
+            if waiter.attempts >= self._settings.max_attempts:
+                self._settle(waiter)
+        return batch
+
+    def _batch_entries(self, batch: list[str]) -> list[_Entry]:
+        return [self._entries[i] for i in batch if i in self._entries]
+
+    def _deal(self, batch: list[str], now: float) -> None:
+        """Give a batch out one image per turn, audiences served least recently first."""
+        if not batch:
+            return
+        # A waiter the batch could not serve once cannot be served by what is left of it.
+        done_with: set[_Waiter] = set()
+        progressed = True
+        while progressed and self._queues:
+            progressed = False
+            order = sorted(
+                self._queues, key=lambda a: (self._turns_for(a).image, self._queues[a][0].seq)
+            )
+            for audience in order:
+                for waiter in list(self._queues.get(audience, ())):
+                    if waiter in done_with:
+                        continue
+                    got = self._pick(waiter.request, 1, now, self._batch_entries(batch))
+                    if not got:
+                        done_with.add(waiter)
+                        continue
+                    waiter.reserved.extend(got)
+                    waiter.images.extend(entry.image for entry in got)
+                    self._turns_for(audience).image = next(self._turn_counter)
+                    progressed = True
+                    if waiter.needed == 0:
+                        self._settle(waiter)
+                    break
+
+    def _unqueue(self, waiter: _Waiter) -> bool:
+        queue = self._queues.get(waiter.audience)
+        if queue is None or waiter not in queue:
+            return False
+        queue.remove(waiter)
+        if not queue:
+            del self._queues[waiter.audience]
+        remaining = self._waiting_keys.get(waiter.key, 0) - 1
+        if remaining > 0:
+            self._waiting_keys[waiter.key] = remaining
+        else:
+            self._waiting_keys.pop(waiter.key, None)
+        return True
+
+    def _settle(self, waiter: _Waiter, error: Exception | None = None) -> None:
+        self._unqueue(waiter)
+        if waiter.future.done():
+            return
+        if error is not None and not waiter.images:
+            waiter.future.set_exception(error)
+            return
+        if waiter.needed == 0:
+            status = ServeStatus.FULL
+        elif waiter.images:
+            status = ServeStatus.PARTIAL
+            self._counters.partial += 1
+        else:
+            status = ServeStatus.NOTHING_MATCHED
+            self._counters.nothing_matched += 1
+        self._counters.images_served += len(waiter.images)
+        waiter.future.set_result(
+            ServeResult(tuple(waiter.images), status, waiter.upstream_calls, error)
+        )
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """The caller gave up: leave the queue and put its images back."""
+        self._unqueue(waiter)
+        if waiter.future.done() and not waiter.future.cancelled():
+            if waiter.future.exception() is None:
+                self._counters.images_served -= len(waiter.images)
+        else:
+            waiter.future.cancel()
+        self._release(waiter.reserved, waiter.request)
+
+    # ------------------------------------------------------------------ demand and prefetch
+
+    def _note_demand(self, key: CategoryKey, now: float) -> None:
+        demand = self._demand.get(key)
+        if demand is None:
+            self._demand[key] = _Demand(1.0, now)
+            if len(self._demand) > self._settings.max_demand_keys:
+                self._forget_cold_demand(now)
+            return
+        demand.score = self._decayed(demand, now) + 1.0
+        demand.updated = now
+
+    def _decayed(self, demand: _Demand, now: float) -> float:
+        elapsed = max(0.0, now - demand.updated)
+        return demand.score * math.pow(0.5, elapsed / self._settings.demand_half_life)
+
+    def _forget_cold_demand(self, now: float) -> None:
+        ranked = sorted(self._demand.items(), key=lambda kv: self._decayed(kv[1], now))
+        for key, _ in ranked[: len(ranked) // 2]:
+            del self._demand[key]
+            self._prefetch_backoff.pop(key, None)
+
+    def _hot_keys(self, now: float) -> list[CategoryKey]:
+        scored = [(self._decayed(d, now), key) for key, d in self._demand.items()]
+        hot = [(score, key) for score, key in scored if score >= self._settings.hot_threshold]
+        hot.sort(key=lambda item: (-item[0], sorted(item[1])))
+        return [key for _, key in hot[: self._settings.max_hot_keys]]
+
+    def _next_prefetch_key(self, now: float) -> CategoryKey | None:
+        for key in self._hot_keys(now):
+            if key in self._in_flight or self._prefetch_backoff.get(key, 0.0) > now:
+                continue
+            if self._stock(key, now) < self._settings.prefetch_target:
+                return key
+        return None
+
+    async def _prefetch_loop(self) -> None:
+        while True:
+            try:
+                fetched = await self.prefetch_once()
+            except Exception:  # the loop outlives any one round's failure
+                log.exception("prefetch round failed")
+                fetched = False
+            await self._sleep(0.0 if fetched else self._settings.prefetch_interval)

@@ -1,0 +1,93 @@
+"""What serving needs from its neighbours, as structural types.
+
+The API client (``bot.nekos.client.NekosClient``) and the pacer (``bot.nekos.pacing.Pacer``)
+satisfy these without importing this module; priorities are passed through opaquely (``Any``),
+so the serving layer never depends on the pacer's enum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
+
+__all__ = ["LookupSource", "RandomImageSource", "WaitEstimator"]
+
+
+class RandomImageSource(Protocol):
+    """The one client method the random-image pool calls."""
+
+    async def random_images(
+        self,
+        categories: Sequence[str] = (),
+        limit: int = 1,
+        expiry: int | None = None,
+        *,
+        priority: Any,
+    ) -> Page[Image]:
+        """``GET /image/random``: up to ``limit`` images having every one of ``categories``."""
+        ...
+
+
+class LookupSource(Protocol):
+    """The client methods :class:`~bot.serving.lookups.CachedLookups` caches."""
+
+    async def image(self, id: str, expiry: int | None = None, *, priority: Any) -> Image:
+        """``GET /image/{id}``."""
+        ...
+
+    async def artist(self, id: str, *, priority: Any) -> Artist:
+        """``GET /artist/{id}``."""
+        ...
+
+    async def artist_images(
+        self,
+        id: str,
+        limit: int = 25,
+        offset: int = 0,
+        expiry: int | None = None,
+        *,
+        priority: Any,
+    ) -> Page[Image]:
+        """``GET /artist/{id}/images``."""
+        ...
+
+    async def character(self, id: str, *, priority: Any) -> Character:
+        """``GET /character/{id}``."""
+        ...
+
+    async def categories(
+        self, search: str | None = None, limit: int = 25, offset: int = 0, *, priority: Any
+    ) -> Page[Category]:
+        """``GET /category``."""
+        ...
+
+    async def artists(
+        self, search: str | None = None, limit: int = 25, offset: int = 0, *, priority: Any
+    ) -> Page[Artist]:
+        """``GET /artist``."""
+        ...
+
+    async def characters(
+        self, search: str | None = None, limit: int = 25, offset: int = 0, *, priority: Any
+    ) -> Page[Character]:
+        """``GET /character``."""
+        ...
+
+    async def stats(self, *, priority: Any) -> Stats:
+        """``GET /stats``."""
+        ...
+
+
+class WaitEstimator(Protocol):
+    """How long a new interactive request would wait for its turn (the pacer exposes this)."""
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting for their turn right now."""
+        ...
+
+    def estimated_wait(self) -> float:
+        """Seconds an interactive request made now would wait before it starts."""
+        ...
