@@ -12,6 +12,7 @@ import datetime as dt
 __all__ = [
     "BadRequest",
     "Blocked",
+    "DownloadTooLarge",
     "Forbidden",
     "HTTPError",
     "InvalidParameter",
@@ -125,3 +126,19 @@ class Unavailable(NekosError):
 
 class ResponseParseError(NekosError):
     """The response body could not be understood as the endpoint's documented shape."""
+
+
+class DownloadTooLarge(NekosError):
+    """A downloaded file was bigger than the caller's cap; the transfer was abandoned."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        max_bytes: int,
+        size: int | None = None,
+        endpoint: str | None = None,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.size = size
+        super().__init__(message, endpoint=endpoint)

@@ -1,0 +1,71 @@
+"""``python -m bot check``: validate settings, the store and the Nekos API, then exit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .nekos import NekosClient, NekosError, Unauthorized
+from .store import StoreError, open_store
+
+__all__ = ["CheckResult", "run_checks"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _check_store(settings: Settings) -> CheckResult:
+    try:
+        store = open_store(settings.database_url)
+        async with store:
+            health = await store.health_check()
+    except (StoreError, ValueError, OSError) as exc:
+        return CheckResult("store", False, str(exc))
+    return CheckResult("store", health.ok, health.detail)
+
+
+async def _check_api(settings: Settings) -> list[CheckResult]:
+    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+    results = []
+    client = NekosClient(settings.nekos_api_base_url, token, timeout=settings.api_timeout)
+    try:
+        async with client:
+            info = await client.api_info()
+            results.append(
+                CheckResult(
+                    "nekos api",
+                    True,
+                    f"reachable at {settings.nekos_api_base_url} (version {info.version or '?'})",
+                )
+            )
+            details = client.token_details
+            if details is not None:
+                scopes = ", ".join(details.scopes) or "no scopes"
+                results.append(CheckResult("nekos api token", True, f"valid; scopes: {scopes}"))
+    except Unauthorized:
+        results.append(
+            CheckResult("nekos api token", False, "rejected by the API: fix or remove it")
+        )
+    except NekosError as exc:
+        results.append(
+            CheckResult("nekos api", False, f"unreachable at {settings.nekos_api_base_url}: {exc}")
+        )
+    return results
+
+
+async def run_checks(settings: Settings) -> list[CheckResult]:
+    """Every check, in order; each says what it found in one line."""
+    results = [
+        CheckResult(
+            "discord token",
+            settings.discord_token is not None,
+            "set" if settings.discord_token is not None else "DISCORD_TOKEN is not set",
+        ),
+        await _check_store(settings),
+    ]
+    results.extend(await _check_api(settings))
+    return results

@@ -1,0 +1,230 @@
+"""The Bot: opens the shared HTTP session, the store and the API client, then loads the cogs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import aiohttp
+import discord
+from discord.ext import commands
+
+from . import __version__
+from .catalog import Catalog, CatalogSource
+from .channels import context_from_interaction
+from .config import ConfigError, Settings
+from .embeds import ALLOWED_MENTIONS, AboutInfo
+from .gating import GuildSettings, RefusalCounter, allowed_max
+from .health import HEARTBEAT_INTERVAL, write_heartbeat
+from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos.models import Rating
+from .nekos.pacing import Priority
+from .replies import Replies
+from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
+from .store import SettingsStore, open_store
+from .sync import CommandSyncState, sync_if_changed
+from .views import ButtonHandler, dynamic_items
+
+__all__ = ["EXTENSIONS", "NekosBot"]
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.neko", "cogs.config")
+
+
+def point_at_discord(base_url: str | None) -> None:
+    """Send every Discord REST call (and so the gateway lookup) to ``base_url``."""
+    if base_url:
+        # discord.py builds every REST and webhook URL from this class attribute.
+        discord.http.Route.BASE = base_url.rstrip("/")
+
+
+class NekosBot(commands.AutoShardedBot):
+    """The Nekos API bot. ``background=False`` (for ``sync``) starts no background tasks."""
+
+    store: SettingsStore
+    nekos: NekosClient
+    pool: ImagePool
+    lookups: CachedLookups
+    catalog: Catalog
+    replies: Replies
+    cooldown: Cooldown
+    button_handler: ButtonHandler | None
+
+    def __init__(self, settings: Settings, *, background: bool = True) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # channels, threads and their age-restricted flags; not privileged
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            help_command=None,
+            allowed_mentions=ALLOWED_MENTIONS,
+            max_messages=None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+        )
+        point_at_discord(settings.discord_api_base_url)
+        self.settings = settings
+        self.background = background
+        self.started_at = time.monotonic()
+        self.refusals = RefusalCounter()
+        self.button_handler = None
+        self.api_version: str | None = None
+        self._http_session: aiohttp.ClientSession | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._data_dir = Path(
+            settings.health_file.parent if settings.health_file is not None else "data"
+        )
+
+    # ------------------------------------------------------------------ start-up
+
+    async def setup_hook(self) -> None:
+        settings = self.settings
+        self._http_session = aiohttp.ClientSession()
+        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+        self.nekos = NekosClient(
+            settings.nekos_api_base_url,
+            token,
+            session=self._http_session,
+            timeout=settings.api_timeout,
+        )
+        try:
+            await self.nekos.start()
+        except Unauthorized as exc:
+            raise ConfigError(
+                "NEKOS_API_TOKEN was rejected by the Nekos API; fix or remove it"
+            ) from exc
+        except NekosError as exc:
+            log.warning("Nekos API not reachable at start-up (%s); continuing", exc)
+
+        self.store = open_store(settings.database_url)
+        await self.store.open()
+
+        max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
+        self.pool = ImagePool(
+            self.nekos,
+            interactive_priority=Priority.INTERACTIVE,
+            background_priority=Priority.BACKGROUND,
+            settings=PoolSettings(
+                expiry_margin=settings.pool_expiry_margin,
+                repeat_window=settings.no_repeat_window,
+                max_attempts=settings.rare_request_attempts,
+                upstream_expiry=max_expiry if settings.image_delivery == "link" else None,
+            ),
+            estimator=self.nekos.pacer,
+        )
+        self.lookups = CachedLookups(
+            self.nekos,
+            interactive_priority=Priority.INTERACTIVE,
+            background_priority=Priority.BACKGROUND,
+        )
+        lookups = self.lookups
+        self.catalog = Catalog(
+            CatalogSource(
+                categories=lambda: lookups.category_list(background=True),
+                artists=lambda: lookups.artist_list(background=True),
+                characters=lambda: lookups.character_list(background=True),
+            )
+        )
+        self.cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
+        self.replies = Replies(
+            pool=self.pool,
+            lookups=self.lookups,
+            catalog=self.catalog,
+            api=self.nekos,
+            refusals=self.refusals,
+            delivery=settings.image_delivery,
+            about=self.about_info,
+            api_version=self.fetch_api_version,
+        )
+        self.add_dynamic_items(*dynamic_items())
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+
+        if self.background:
+            await self.sync_commands()
+            self.catalog.start()
+            self.pool.start()
+            self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+
+    async def sync_commands(self, *, guild_id: int | None = None, force: bool = False) -> bool:
+        """Register the slash commands with Discord if they changed since the last sync."""
+        state = CommandSyncState(self._data_dir / "command-sync.json")
+        return await sync_if_changed(
+            self.tree, state, application_id=self.application_id, guild_id=guild_id, force=force
+        )
+
+    async def _beat(self) -> None:
+        path = self.settings.health_file
+        while path is not None:
+            connected = self.is_ready() and not self.is_closed()
+            await asyncio.to_thread(write_heartbeat, path, connected=connected)
+            await asyncio.sleep(HEARTBEAT_INTERVAL if connected else 5.0)
+
+    # ------------------------------------------------------------------ helpers for cogs
+
+    async def channel_max(self, interaction: discord.Interaction) -> Rating:
+        """The highest rating this interaction's channel allows right now."""
+        ctx = context_from_interaction(interaction)
+        settings = (
+            await self.store.get_guild_settings(ctx.guild_id)
+            if ctx.guild_id is not None and ctx.bot_in_guild
+            else GuildSettings()
+        )
+        return allowed_max(ctx, settings)
+
+    async def fetch_api_version(self) -> str | None:
+        if self.api_version is None:
+            try:
+                self.api_version = (await self.nekos.api_info()).version
+            except NekosError as exc:
+                log.info("Could not read the API version: %s", exc)
+        return self.api_version
+
+    async def about_info(self) -> AboutInfo:
+        health = self.nekos.health
+        return AboutInfo(
+            bot_version=__version__,
+            api_version=await self.fetch_api_version(),
+            uptime_seconds=time.monotonic() - self.started_at,
+            guild_count=len(self.guilds),
+            queue_length=health.queue_length,
+            estimated_wait=health.estimated_wait,
+            last_error=health.last_error,
+            requests_sent=health.requests_sent,
+            minor_safety_refusals=self.refusals.minor_safety,
+        )
+
+    # ------------------------------------------------------------------ events
+
+    async def on_ready(self) -> None:
+        log.info("Connected as %s to %d servers", self.user, len(self.guilds))
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        # Privacy: a server that removed the bot keeps nothing here.
+        await self.store.forget_guild(guild.id)
+        log.info("Left guild %s; its settings were deleted", guild.id)
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        await self.store.forget_channel(channel.guild.id, channel.id)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+            if self.settings.health_file is not None:
+                write_heartbeat(self.settings.health_file, connected=False)
+        for name in ("catalog", "pool"):
+            if hasattr(self, name):
+                await getattr(self, name).stop()
+        await super().close()
+        if hasattr(self, "nekos"):
+            await self.nekos.close()
+        if self._http_session is not None:
+            await self._http_session.close()
+        if hasattr(self, "store"):
+            await self.store.close()

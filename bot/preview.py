@@ -1,0 +1,112 @@
+"""``python -m bot preview``: the exact message a command would send, with no Discord connection.
+
+It runs the real adapter, serving layer, gating and renderer against the configured API, so an
+admin or developer can see a command's output without a server (and the tests use it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .catalog import Catalog, CatalogSource
+from .config import Settings
+from .gating import RefusalCounter
+from .nekos import NekosClient, NekosError
+from .nekos.models import Artist, Character, Rating
+from .nekos.pacing import Priority
+from .replies import Replies, Reply, error_reply
+from .serving import CachedLookups, ImagePool, PoolSettings
+
+__all__ = ["PreviewOptions", "render_preview"]
+
+PREVIEW_USER = 0
+PREVIEW_CHANNEL = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewOptions:
+    kind: str
+    categories: str = ""
+    count: int = 1
+    rating: str | None = None
+    name: str = ""
+    image_id: str = ""
+    search: str = ""
+    page: int = 1
+    max_rating: str = "sfw"
+
+
+async def _nothing() -> tuple[Artist, ...] | tuple[Character, ...]:
+    return ()
+
+
+async def _reply(
+    replies: Replies, catalog: Catalog, lookups: CachedLookups, o: PreviewOptions
+) -> Reply:
+    channel_max = Rating.from_label(o.max_rating)
+    if o.kind in ("random", "category"):
+        catalog.set_categories(await lookups.category_list())
+    if o.kind == "random":
+        requested = Rating.from_label(o.rating) if o.rating else None
+        request = replies.random_request(
+            user_id=PREVIEW_USER,
+            guild_id=None,
+            channel_id=PREVIEW_CHANNEL,
+            channel_max=channel_max,
+            requested=requested,
+            categories=o.categories,
+            count=max(1, min(o.count, 10)),
+        )
+        return await replies.random(request, requested=requested)
+    if o.kind == "artist":
+        return await replies.artist(
+            user_id=PREVIEW_USER, channel_max=channel_max, name=o.name, page=o.page
+        )
+    if o.kind == "character":
+        return await replies.character(name=o.name)
+    if o.kind == "image":
+        return await replies.image(image_id=o.image_id, channel_max=channel_max)
+    if o.kind == "category":
+        return await replies.category(
+            user_id=PREVIEW_USER, channel_max=channel_max, search=o.search, page=o.page
+        )
+    return await replies.stats()
+
+
+async def render_preview(settings: Settings, options: PreviewOptions) -> dict[str, Any]:
+    """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
+    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+    async with aiohttp.ClientSession() as session:
+        client = NekosClient(
+            settings.nekos_api_base_url, token, session=session, timeout=settings.api_timeout
+        )
+        async with client:
+            lookups = CachedLookups(
+                client,
+                interactive_priority=Priority.INTERACTIVE,
+                background_priority=Priority.BACKGROUND,
+            )
+            pool = ImagePool(
+                client,
+                interactive_priority=Priority.INTERACTIVE,
+                background_priority=Priority.BACKGROUND,
+                settings=PoolSettings(max_attempts=settings.rare_request_attempts),
+                estimator=client.pacer,
+            )
+            catalog = Catalog(CatalogSource(lookups.category_list, _nothing, _nothing))  # type: ignore[arg-type]
+            replies = Replies(
+                pool=pool,
+                lookups=lookups,
+                catalog=catalog,
+                api=client,
+                refusals=RefusalCounter(),
+                delivery="link",
+            )
+            try:
+                reply = await _reply(replies, catalog, lookups, options)
+            except NekosError as exc:
+                reply = error_reply(exc)
+            return reply.payload()

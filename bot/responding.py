@@ -1,0 +1,115 @@
+"""Answering an interaction within Discord's clock.
+
+The first response must reach Discord within 3 seconds; the token then lasts 15 minutes. A reply
+that is not ready within :data:`DEFER_AFTER` seconds (or that the pacer says will be late) is
+deferred first and delivered as a follow-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from .embeds import ALLOWED_MENTIONS
+from .nekos.errors import NekosError
+from .replies import Reply, error_reply, notice
+
+__all__ = ["DEFER_AFTER", "respond", "send_reply"]
+
+log = logging.getLogger(__name__)
+
+DEFER_AFTER = 2.0
+TOKEN_LIFETIME = dt.timedelta(minutes=15)
+_TOKEN_MARGIN = dt.timedelta(seconds=30)
+UNEXPECTED = "Something went wrong on my side. It has been logged; please try again."
+
+
+def token_expired(interaction: discord.Interaction[Any]) -> bool:
+    age = discord.utils.utcnow() - interaction.created_at
+    return age > TOKEN_LIFETIME - _TOKEN_MARGIN
+
+
+def _where(interaction: discord.Interaction[Any]) -> str:
+    command = interaction.command.qualified_name if interaction.command else "component"
+    return f"/{command} guild={interaction.guild_id} channel={interaction.channel_id}"
+
+
+async def send_reply(
+    interaction: discord.Interaction[Any], reply: Reply, *, edit: bool = False
+) -> None:
+    """Deliver ``reply``: as the response, or after a deferral as a follow-up.
+
+    ``edit`` replaces the message a component sits on (paging) instead of sending a new one.
+    """
+    if token_expired(interaction):
+        log.warning("Dropped a reply after the 15-minute token window: %s", _where(interaction))
+        return
+    files = reply.discord_files()
+    view = reply.view if reply.view is not None else discord.utils.MISSING
+    response = interaction.response
+    if not response.is_done():
+        if edit and not reply.ephemeral:
+            await response.edit_message(
+                content=reply.content, embeds=reply.embeds, view=reply.view, attachments=files
+            )
+            return
+        await response.send_message(
+            content=reply.content,
+            embeds=reply.embeds,
+            view=view,
+            files=files,
+            ephemeral=reply.ephemeral,
+            allowed_mentions=ALLOWED_MENTIONS,
+        )
+        return
+    if reply.ephemeral and not edit:
+        # A public "thinking…" placeholder cannot turn ephemeral: remove it, then whisper.
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("Placeholder already gone: %s", _where(interaction))
+    if edit and not reply.ephemeral:
+        await interaction.edit_original_response(
+            content=reply.content, embeds=reply.embeds, view=reply.view, attachments=files
+        )
+        return
+    await interaction.followup.send(
+        content=reply.content or discord.utils.MISSING,
+        embeds=reply.embeds,
+        view=view,
+        files=files,
+        ephemeral=reply.ephemeral,
+        allowed_mentions=ALLOWED_MENTIONS,
+    )
+
+
+async def respond(
+    interaction: discord.Interaction[Any],
+    work: Callable[[], Awaitable[Reply]],
+    *,
+    defer_now: bool = False,
+    edit: bool = False,
+) -> None:
+    """Run ``work`` and send its Reply, deferring if it is not ready within the budget."""
+    task: asyncio.Future[Reply] = asyncio.ensure_future(work())
+    if not defer_now:
+        await asyncio.wait({task}, timeout=DEFER_AFTER)
+    if not task.done():
+        if edit:
+            await interaction.response.defer()
+        else:
+            await interaction.response.defer(thinking=True)
+    try:
+        reply = await task
+    except NekosError as exc:
+        log.info("Nekos API error for %s: %s", _where(interaction), exc)
+        reply = error_reply(exc)
+    except Exception:
+        log.exception("Unexpected failure in %s", _where(interaction))
+        reply = notice(UNEXPECTED)
+    await send_reply(interaction, reply, edit=edit)

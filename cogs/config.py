@@ -1,0 +1,287 @@
+"""``/neko-config``: the server admins' content settings, channel by channel.
+
+Guild-wide changes need Manage Server; a channel override needs Manage Channels on that channel.
+Every answer is ephemeral, and an admin is told a change took effect only after the store has
+committed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.channels import context_from_channel
+from bot.embeds import ALLOWED_MENTIONS, BRAND_COLOUR
+from bot.gating import GuildSettings, allowed_max
+from bot.nekos.models import Rating
+from bot.store import Change, StoreError
+
+if TYPE_CHECKING:
+    from bot.core import NekosBot
+
+log = logging.getLogger(__name__)
+
+Level = Literal["sfw", "questionable", "nsfw"]
+LevelOrInherit = Literal["sfw", "questionable", "nsfw", "inherit"]
+
+HOW_TO_AGE_RESTRICT = (
+    "Mark it age-restricted first: **Edit Channel → Overview → Age-Restricted Channel**, "
+    "then run this again."
+)
+STORE_FAILED = "I couldn't save that change, so nothing changed. Please try again in a minute."
+
+# The channel types an override can be set on; threads and forum posts follow their parent.
+ConfigurableChannel = (
+    discord.TextChannel | discord.VoiceChannel | discord.StageChannel | discord.ForumChannel
+)
+
+
+# ------------------------------------------------------------------ pure checks (tested directly)
+
+
+def guild_permission_problem(permissions: discord.Permissions) -> str | None:
+    """Why a member may not change guild-wide settings, or None if they may."""
+    if permissions.manage_guild or permissions.administrator:
+        return None
+    return "Changing the server's settings needs the **Manage Server** permission."
+
+
+def channel_permission_problem(permissions: discord.Permissions, mention: str) -> str | None:
+    """Why a member may not set an override on a channel, or None if they may."""
+    if permissions.manage_channels or permissions.administrator:
+        return None
+    return f"Changing {mention} needs the **Manage Channels** permission on that channel."
+
+
+def override_problem(level: Rating | None, age_restricted: bool, mention: str) -> str | None:
+    """Refuse an override above sfw on a channel that is not age-restricted."""
+    if level is None or level is Rating.SFW or age_restricted:
+        return None
+    return (
+        f"{mention} isn't age-restricted, so it can only show **sfw** images. "
+        + HOW_TO_AGE_RESTRICT
+    )
+
+
+def parse_level(value: str) -> Rating | None:
+    """``inherit`` → None, else the rating."""
+    return None if value == "inherit" else Rating.from_label(value)
+
+
+def overview_lines(
+    settings: GuildSettings,
+    channels: Iterable[tuple[int, str, bool | None]],
+    changes: Iterable[Change],
+) -> list[str]:
+    """The lines of ``/neko-config show``: default, overrides with their status, recent changes.
+
+    ``channels`` gives (channel id, mention, age-restricted or None if unknown) for each override.
+    """
+    default = settings.default.label if settings.default is not None else "sfw (not set)"
+    lines = [f"**Server default:** {default}"]
+    if settings.default is not None and settings.default > Rating.SFW:
+        lines.append(
+            "-# The default applies above sfw only in age-restricted channels; "
+            "everywhere else the bot shows sfw."
+        )
+    known = {cid: (mention, flag) for cid, mention, flag in channels}
+    lines.append("")
+    lines.append("**Channel overrides:**" if settings.overrides else "**Channel overrides:** none")
+    for channel_id, rating in sorted(settings.overrides.items()):
+        mention, flag = known.get(channel_id, (f"<#{channel_id}>", None))
+        status = {True: "age-restricted", False: "not age-restricted", None: "unknown channel"}
+        line = f"• {mention}: **{rating.label}** ({status[flag]})"
+        if rating > Rating.SFW and not flag:
+            line += " ⚠️ capped at sfw until the channel is age-restricted"
+        lines.append(line)
+    recent = list(changes)
+    lines.append("")
+    lines.append("**Last changes:**" if recent else "**Last changes:** none yet")
+    for change in recent:
+        lines.append(f"• {discord.utils.format_dt(change.at, 'R')} {change.description}")
+    return lines
+
+
+# ------------------------------------------------------------------------------ the cog
+
+
+class ResetConfirmation(discord.ui.View):
+    """Confirm / Cancel for ``reset``; only the admin who asked may press them."""
+
+    def __init__(
+        self, owner_id: int, on_confirm: Callable[[discord.Interaction], Awaitable[None]]
+    ) -> None:
+        super().__init__(timeout=60)
+        self.owner_id = owner_id
+        self._on_confirm = on_confirm
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message(
+            "Only the admin who ran `/neko-config reset` can confirm it.", ephemeral=True
+        )
+        return False
+
+    @discord.ui.button(label="Reset everything", style=discord.ButtonStyle.danger)
+    async def confirm(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ResetConfirmation]
+    ) -> None:
+        self.stop()
+        await self._on_confirm(interaction)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction, _: discord.ui.Button[ResetConfirmation]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(
+            content="Reset cancelled; nothing changed.", view=None
+        )
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class NekoConfig(commands.GroupCog, group_name="neko-config"):
+    """Which content ratings each channel of this server may show."""
+
+    def __init__(self, bot: NekosBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
+        embed = discord.Embed(description=text[:4096], colour=BRAND_COLOUR)
+        if interaction.response.is_done():
+            await interaction.followup.send(
+                embed=embed, ephemeral=True, allowed_mentions=ALLOWED_MENTIONS
+            )
+        else:
+            await interaction.response.send_message(
+                embed=embed, ephemeral=True, allowed_mentions=ALLOWED_MENTIONS
+            )
+
+    @staticmethod
+    def _member(interaction: discord.Interaction) -> discord.Member | None:
+        return interaction.user if isinstance(interaction.user, discord.Member) else None
+
+    @app_commands.command(name="show", description="Show this server's content settings")
+    async def show(self, interaction: discord.Interaction) -> None:
+        guild = interaction.guild
+        if guild is None:
+            await self._reply(interaction, "This command only works in a server.")
+            return
+        settings = await self.bot.store.get_guild_settings(guild.id)
+        changes = await self.bot.store.recent_changes(guild.id, limit=10)
+        channels = []
+        for channel_id in settings.overrides:
+            channel = guild.get_channel(channel_id)
+            flag = context_from_channel(channel).is_age_restricted if channel else None
+            channels.append((channel_id, f"<#{channel_id}>", flag))
+        await self._reply(interaction, "\n".join(overview_lines(settings, channels, changes)))
+
+    @app_commands.command(name="channel", description="Set which ratings one channel may show")
+    @app_commands.describe(
+        channel="The channel (threads and forum posts follow their parent)",
+        level="Highest rating allowed there, or inherit to follow the server default",
+    )
+    async def channel(
+        self,
+        interaction: discord.Interaction,
+        channel: ConfigurableChannel,
+        level: LevelOrInherit,
+    ) -> None:
+        guild, member = interaction.guild, self._member(interaction)
+        if guild is None or member is None:
+            await self._reply(interaction, "This command only works in a server.")
+            return
+        problem = channel_permission_problem(channel.permissions_for(member), channel.mention)
+        rating = parse_level(level)
+        if problem is None:
+            problem = override_problem(rating, channel.is_nsfw(), channel.mention)
+        if problem is not None:
+            await self._reply(interaction, problem)
+            return
+        try:
+            change = await self.bot.store.set_channel_override(
+                guild.id, channel.id, rating, member.id
+            )
+        except StoreError:
+            log.exception("Saving an override failed (guild %s, channel %s)", guild.id, channel.id)
+            await self._reply(interaction, STORE_FAILED)
+            return
+        if not change.changed:
+            await self._reply(interaction, f"{channel.mention} was already set that way.")
+            return
+        settings = await self.bot.store.get_guild_settings(guild.id)
+        now = allowed_max(context_from_channel(channel), settings)
+        await self._reply(interaction, f"Saved. {channel.mention} now shows up to **{now.label}**.")
+
+    @app_commands.command(name="default", description="Set the server-wide default rating")
+    @app_commands.describe(level="Highest rating for channels without their own setting")
+    async def default(self, interaction: discord.Interaction, level: Level) -> None:
+        guild, member = interaction.guild, self._member(interaction)
+        if guild is None or member is None:
+            await self._reply(interaction, "This command only works in a server.")
+            return
+        if (problem := guild_permission_problem(member.guild_permissions)) is not None:
+            await self._reply(interaction, problem)
+            return
+        rating = Rating.from_label(level)
+        try:
+            change = await self.bot.store.set_guild_default(guild.id, rating, member.id)
+        except StoreError:
+            log.exception("Saving the default failed (guild %s)", guild.id)
+            await self._reply(interaction, STORE_FAILED)
+            return
+        if not change.changed:
+            await self._reply(interaction, f"The server default was already **{level}**.")
+            return
+        note = ""
+        if rating > Rating.SFW:
+            note = (
+                "\nChannels that aren't age-restricted still show only **sfw**; "
+                "age-restricted channels without their own setting now allow up to "
+                f"**{level}**."
+            )
+        await self._reply(interaction, f"Saved. The server default is now **{level}**.{note}")
+
+    @app_commands.command(name="reset", description="Clear every content setting of this server")
+    async def reset(self, interaction: discord.Interaction) -> None:
+        guild, member = interaction.guild, self._member(interaction)
+        if guild is None or member is None:
+            await self._reply(interaction, "This command only works in a server.")
+            return
+        if (problem := guild_permission_problem(member.guild_permissions)) is not None:
+            await self._reply(interaction, problem)
+            return
+
+        async def confirmed(click: discord.Interaction) -> None:
+            try:
+                change = await self.bot.store.reset_guild(guild.id, member.id)
+            except StoreError:
+                log.exception("Reset failed (guild %s)", guild.id)
+                await click.response.edit_message(content=STORE_FAILED, view=None)
+                return
+            cleared = change.overrides_cleared
+            await click.response.edit_message(
+                content=(
+                    f"Done. Settings cleared ({cleared} channel override"
+                    f"{'' if cleared == 1 else 's'}); every channel now shows **sfw** only."
+                ),
+                view=None,
+            )
+
+        await interaction.response.send_message(
+            "Reset **all** content settings of this server to sfw? This can't be undone.",
+            view=ResetConfirmation(member.id, confirmed),
+            ephemeral=True,
+        )
+
+
+async def setup(bot: NekosBot) -> None:
+    await bot.add_cog(NekoConfig(bot))

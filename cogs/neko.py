@@ -1,0 +1,265 @@
+"""``/neko``: random images, artists, characters, single images, categories, stats, about.
+
+A command parses its options, asks the bot what the channel allows, and hands the rest to
+:mod:`bot.replies`; :mod:`bot.responding` delivers the answer within Discord's clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.nekos.models import Rating
+from bot.replies import Reply, notice
+from bot.responding import respond, send_reply
+from bot.serving import ImageRequest
+
+if TYPE_CHECKING:
+    from bot.core import NekosBot
+
+log = logging.getLogger(__name__)
+
+RatingOption = Literal["sfw", "questionable", "nsfw"]
+
+
+def _rating(value: str | None) -> Rating | None:
+    return Rating.from_label(value) if value else None
+
+
+class Neko(commands.Cog):
+    """The member-facing commands."""
+
+    neko = app_commands.Group(name="neko", description="Anime images from the Nekos API")
+
+    def __init__(self, bot: NekosBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.button_handler = self
+        self.bot.tree.error(self.on_app_command_error)
+
+    async def cog_unload(self) -> None:
+        self.bot.button_handler = None
+
+    # ------------------------------------------------------------------ helpers
+
+    async def _cooled_down(self, interaction: discord.Interaction[Any]) -> bool:
+        """True (and the member told) when they are over their cooldown."""
+        wait = self.bot.cooldown.check(interaction.user.id)
+        if wait is None:
+            return False
+        await send_reply(
+            interaction,
+            notice(f"Slow down a little — try again in {max(1, math.ceil(wait))} seconds."),
+        )
+        return True
+
+    def _upload_limit(self, interaction: discord.Interaction[Any]) -> int | None:
+        return getattr(interaction, "filesize_limit", None)
+
+    async def _random(
+        self,
+        interaction: discord.Interaction[Any],
+        categories: str | None,
+        count: int,
+        requested: Rating | None,
+    ) -> None:
+        if await self._cooled_down(interaction):
+            return
+        channel_max = await self.bot.channel_max(interaction)
+        request = self.bot.replies.random_request(
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id or interaction.user.id,
+            channel_max=channel_max,
+            requested=requested,
+            categories=categories,
+            count=count,
+        )
+        defer_now = isinstance(request, ImageRequest) and self.bot.pool.should_defer(request)
+        limit = self._upload_limit(interaction)
+        await respond(
+            interaction,
+            lambda: self.bot.replies.random(request, requested=requested, upload_limit=limit),
+            defer_now=defer_now,
+        )
+
+    def _slow(self) -> bool:
+        return self.bot.nekos.pacer.estimated_wait() > 1.5
+
+    # ------------------------------------------------------------------ commands
+
+    @neko.command(name="random", description="Random images, filtered by category")
+    @app_commands.describe(
+        categories="Comma-separated categories, e.g. catgirl, maid",
+        count="How many images (1-10)",
+        rating="Narrow what this channel allows (it can't widen it)",
+    )
+    async def random(
+        self,
+        interaction: discord.Interaction[Any],
+        categories: str | None = None,
+        count: app_commands.Range[int, 1, 10] = 1,
+        rating: RatingOption | None = None,
+    ) -> None:
+        await self._random(interaction, categories, count, _rating(rating))
+
+    @random.autocomplete("categories")
+    async def _categories_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        channel_max = await self.bot.channel_max(interaction)
+        return [
+            app_commands.Choice(name=name, value=value)
+            for name, value in self.bot.catalog.category_choices(current, channel_max)
+        ]
+
+    @neko.command(name="artist", description="An artist's card and gallery")
+    @app_commands.describe(name="The artist's name")
+    async def artist(self, interaction: discord.Interaction[Any], name: str) -> None:
+        if await self._cooled_down(interaction):
+            return
+        channel_max = await self.bot.channel_max(interaction)
+        user = interaction.user.id
+        await respond(
+            interaction,
+            lambda: self.bot.replies.artist(user_id=user, channel_max=channel_max, name=name),
+            defer_now=self._slow(),
+        )
+
+    @artist.autocomplete("name")
+    async def _artist_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=name, value=value)
+            for name, value in self.bot.catalog.artist_index.match(current)
+        ]
+
+    @neko.command(name="character", description="A character's profile")
+    @app_commands.describe(name="The character's name")
+    async def character(self, interaction: discord.Interaction[Any], name: str) -> None:
+        await respond(
+            interaction, lambda: self.bot.replies.character(name=name), defer_now=self._slow()
+        )
+
+    @character.autocomplete("name")
+    async def _character_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=name, value=value)
+            for name, value in self.bot.catalog.character_index.match(current)
+        ]
+
+    @neko.command(name="image", description="One image by its id")
+    @app_commands.describe(id="The image's id (shown in every image's footer)")
+    async def image(self, interaction: discord.Interaction[Any], id: str) -> None:
+        if await self._cooled_down(interaction):
+            return
+        channel_max = await self.bot.channel_max(interaction)
+        limit = self._upload_limit(interaction)
+        await respond(
+            interaction,
+            lambda: self.bot.replies.image(
+                image_id=id, channel_max=channel_max, upload_limit=limit
+            ),
+            defer_now=self._slow(),
+        )
+
+    @neko.command(name="category", description="Browse the categories")
+    @app_commands.describe(search="Only categories whose name contains this")
+    async def category(
+        self, interaction: discord.Interaction[Any], search: app_commands.Range[str, 0, 50] = ""
+    ) -> None:
+        channel_max = await self.bot.channel_max(interaction)
+        user = interaction.user.id
+        await respond(
+            interaction,
+            lambda: self.bot.replies.category(user_id=user, channel_max=channel_max, search=search),
+        )
+
+    @neko.command(name="stats", description="The Nekos API's statistics")
+    async def stats(self, interaction: discord.Interaction[Any]) -> None:
+        await respond(interaction, self.bot.replies.stats, defer_now=self._slow())
+
+    @neko.command(name="about", description="About this bot and its connection to the API")
+    async def about(self, interaction: discord.Interaction[Any]) -> None:
+        await respond(interaction, self.bot.replies.about)
+
+    # ------------------------------------------------------------------ buttons
+
+    async def on_another(
+        self,
+        interaction: discord.Interaction[Any],
+        categories: tuple[str, ...],
+        count: int,
+        rating: Rating | None,
+    ) -> None:
+        # Re-gated at click time: the channel may allow less than when the button was made.
+        await self._random(interaction, ",".join(categories) or None, count, rating)
+
+    async def on_gallery_page(
+        self, interaction: discord.Interaction[Any], artist_id: str, page: int
+    ) -> None:
+        channel_max = await self.bot.channel_max(interaction)
+        user = interaction.user.id
+
+        async def work() -> Reply:
+            return await self.bot.replies.artist_page(
+                user_id=user, channel_max=channel_max, artist_id=artist_id, page=page
+            )
+
+        await respond(interaction, work, edit=True, defer_now=self._slow())
+
+    async def on_category_page(
+        self, interaction: discord.Interaction[Any], page: int, search: str
+    ) -> None:
+        channel_max = await self.bot.channel_max(interaction)
+        user = interaction.user.id
+        await respond(
+            interaction,
+            lambda: self.bot.replies.category(
+                user_id=user, channel_max=channel_max, search=search, page=page
+            ),
+            edit=True,
+        )
+
+    # ------------------------------------------------------------------ errors
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """One handler for every command: a friendly ephemeral message, logged once."""
+        where = (
+            f"/{interaction.command.qualified_name if interaction.command else '?'} "
+            f"guild={interaction.guild_id} channel={interaction.channel_id}"
+        )
+        if isinstance(error, app_commands.CommandOnCooldown):
+            text = f"Slow down a little — try again in {math.ceil(error.retry_after)} seconds."
+        elif isinstance(error, app_commands.MissingPermissions):
+            text = "You need the " + ", ".join(error.missing_permissions) + " permission for that."
+        elif isinstance(error, app_commands.BotMissingPermissions):
+            text = "I'm missing the " + ", ".join(error.missing_permissions) + " permission here."
+        elif isinstance(error, app_commands.NoPrivateMessage):
+            text = "That command only works in a server."
+        elif isinstance(error, app_commands.TransformerError | app_commands.CheckFailure):
+            text = "That option doesn't look right. Check it and try again."
+        else:
+            log.error("Unexpected error in %s", where, exc_info=error)
+            text = "Something went wrong on my side. It has been logged; please try again."
+        if not isinstance(error, app_commands.CommandInvokeError):
+            log.info("Command refused in %s: %s", where, type(error).__name__)
+        try:
+            await send_reply(interaction, notice(text))
+        except discord.HTTPException:
+            log.warning("Could not tell the member about an error in %s", where)
+
+
+async def setup(bot: NekosBot) -> None:
+    await bot.add_cog(Neko(bot))
