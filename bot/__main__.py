@@ -21,6 +21,10 @@ from .logs import setup_logging
 log = logging.getLogger("bot")
 
 EXIT_CONFIG = 2
+DISCORD_TOKEN_REJECTED = (
+    "DISCORD_TOKEN was rejected by Discord: reset it in the Developer Portal "
+    "(Bot → Reset Token) and update .env"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,6 +73,8 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 async def _run_bot(settings: Settings) -> int:
+    import discord
+
     from .core import NekosBot
 
     token = settings.require_discord_token()
@@ -84,19 +90,27 @@ async def _run_bot(settings: Settings) -> int:
         log.info("Shutting down")
     await bot.close()
     waiter.cancel()
-    if runner in done and runner.exception() is not None:
-        raise runner.exception()  # type: ignore[misc]
+    error = runner.exception() if runner in done else None
     runner.cancel()
+    if isinstance(error, discord.LoginFailure):
+        raise ConfigError(DISCORD_TOKEN_REJECTED) from None
+    if error is not None:
+        raise error
     return 0
 
 
 async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
+    import discord
+
     from .core import NekosBot
 
     token = settings.require_discord_token()
     bot = NekosBot(settings, background=False)
     try:
-        await bot.login(token.reveal())
+        try:
+            await bot.login(token.reveal())
+        except discord.LoginFailure:
+            raise ConfigError(DISCORD_TOKEN_REJECTED) from None
         changed = await bot.sync_commands(guild_id=guild_id, force=force)
     finally:
         await bot.close()
@@ -116,6 +130,7 @@ async def _check(settings: Settings) -> int:
 
 
 async def _preview(settings: Settings, args: argparse.Namespace) -> int:
+    from .nekos import NekosError, Unauthorized
     from .preview import PreviewOptions, render_preview
 
     options = PreviewOptions(
@@ -129,7 +144,12 @@ async def _preview(settings: Settings, args: argparse.Namespace) -> int:
         page=args.page,
         max_rating=args.max_rating,
     )
-    payload = await render_preview(settings, options)
+    try:
+        payload = await render_preview(settings, options)
+    except Unauthorized:
+        return _fail("NEKOS_API_TOKEN was rejected by the Nekos API: fix or remove it", 1)
+    except NekosError as exc:
+        return _fail(f"the Nekos API could not be used: {exc}", 1)
     print(json.dumps(payload, indent=2, ensure_ascii=False))
     return 0 if not payload.get("flags") else 1
 

@@ -5,6 +5,7 @@ This is the only module that reads ``os.environ``. Everything else receives a :c
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -106,6 +107,9 @@ def _number(name: str, value: str, *, minimum: float) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        # float() accepts "nan" and "inf"; neither is a usable timeout or interval.
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}")
     return number

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiohttp
 import discord
+import yarl
 from discord.ext import commands
 
 from . import __version__
@@ -139,6 +140,8 @@ class NekosBot(commands.AutoShardedBot):
             about=self.about_info,
             api_version=self.fetch_api_version,
         )
+        if settings.discord_api_base_url:
+            await self._follow_gateway()
         self.add_dynamic_items(*dynamic_items())
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -148,6 +151,12 @@ class NekosBot(commands.AutoShardedBot):
             self.catalog.start()
             self.pool.start()
             self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+
+    async def _follow_gateway(self) -> None:
+        # After an invalid session discord.py reconnects to its built-in gateway address, not
+        # the one the REST base gave: with a REST override, make that address follow it too.
+        _shards, url, _limits = await self.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
     async def sync_commands(self, *, guild_id: int | None = None, force: bool = False) -> bool:
         """Register the slash commands with Discord if they changed since the last sync."""

@@ -281,7 +281,11 @@ class Replies:
     async def _gallery(self, artist_id: str, max_rating: Rating) -> list[Image]:
         shown: list[Image] = []
         for offset in range(0, GALLERY_LIMIT, 25):
-            page = await self.lookups.artist_images(artist_id, 25, offset)
+            try:
+                page = await self.lookups.artist_images(artist_id, 25, offset)
+            except NotFound:
+                # The live API answers an empty page (or an artist with no images) with 404.
+                break
             shown.extend(i for i in page.items if self.allows(i, max_rating))
             if len(page.items) < 25:
                 break
