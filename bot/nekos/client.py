@@ -71,7 +71,7 @@ from .pacing import (
     parse_rate_limit_reset,
     parse_retry_after,
 )
-from .search import search_pattern
+from .search import RawPattern, search_pattern
 
 __all__ = [
     "BLOCK_THRESHOLD",
@@ -111,6 +111,46 @@ _MASK = "********"
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _utf16_length(text: str) -> int:
+    """``text.length`` in JavaScript (the server's language): UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _escape_like(name: str) -> str:
+    """``name`` with the ``LIKE`` wildcards ``%`` and ``_`` (and the escape ``\\``) escaped."""
+    return "".join(f"\\{ch}" if ch in "\\%_" else ch for ch in name)
+
+
+# Per-request client middlewares exist from aiohttp 3.12 on.
+_HAS_REQUEST_MIDDLEWARES: Final = tuple(map(int, aiohttp.__version__.split(".")[:2])) >= (3, 12)
+
+
+class _ConnectionLost(aiohttp.ClientConnectionError):
+    """A connection dropped mid-request, re-raised in a form aiohttp does not resend."""
+
+
+async def _no_silent_resend(
+    request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+) -> aiohttp.ClientResponse:
+    """Client middleware: report a dropped connection instead of letting aiohttp resend.
+
+    aiohttp resends an idempotent request once, at once, when its connection drops. That
+    resend would skip the pacer although the server may already have counted the dropped
+    request, so the client's own retry (paced and within the retry budget) takes over.
+    """
+    try:
+        return await handler(request)
+    except aiohttp.ClientConnectorError:
+        raise  # nothing was sent; aiohttp never resends these either
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise _ConnectionLost(str(exc)) from exc
+
+
+_API_REQUEST_OPTIONS: Final[Mapping[str, Any]] = (
+    {"middlewares": (_no_silent_resend,)} if _HAS_REQUEST_MIDDLEWARES else {}
+)
 
 
 class Route:
@@ -261,6 +301,11 @@ class NekosClient:
     it). All requests wait their turn at ``pacer`` (by default a :class:`Pacer` of its own;
     pass one pacer to several clients to share the IP's rate limit). ``token`` is sent as
     ``Authorization: Bearer``; it never appears in ``repr``, logs or errors.
+
+    API requests carry their own aiohttp middleware that stops aiohttp's silent resend of a
+    request whose connection dropped (it would bypass the pacer); per-request middlewares
+    replace a borrowed session's own, so those do not run on API requests (downloads keep
+    them). A stale kept-alive connection then costs one paced retry instead of none.
     """
 
     def __init__(
@@ -431,7 +476,12 @@ class NekosClient:
             self._requests_sent += 1
             try:
                 async with session.request(
-                    route.method, url, params=params, headers=headers, timeout=self._timeout
+                    route.method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=self._timeout,
+                    **_API_REQUEST_OPTIONS,
                 ) as response:
                     status = response.status
                     body = await response.read()
@@ -505,6 +555,8 @@ class NekosClient:
         return _URL_QUERY_RE.sub("?…", text)
 
     def _describe(self, exc: BaseException) -> str:
+        if isinstance(exc, _ConnectionLost) and exc.__cause__ is not None:
+            exc = exc.__cause__
         if isinstance(exc, TimeoutError):
             return "the request timed out"
         detail = self._redact(str(exc))
@@ -577,11 +629,13 @@ class NekosClient:
             raise InvalidParameter(f"search must be text, got {search!r}", endpoint=endpoint)
         pattern = search_pattern(search)
         longest = SEARCH_MAX_LENGTH[kind]
-        if len(pattern) > longest:
+        # The server counts UTF-16 units: an emoji counts twice.
+        length = _utf16_length(pattern)
+        if length > longest:
             raise InvalidParameter(
                 f"search is too long: the server accepts patterns of at most {longest} "
                 f"characters for {kind}s and {search!r} becomes {pattern!r} "
-                f"({len(pattern)}); the pattern adds % at both ends and a backslash before "
+                f"({length}); the pattern adds % at both ends and a backslash before "
                 f"each of % _ | * + ? {{ }} ( ) [ ] \\, so use shorter text",
                 endpoint=endpoint,
             )
@@ -649,8 +703,9 @@ class NekosClient:
     ) -> Page[Image]:
         """``GET /image/random``: random images having *all* the named categories.
 
-        The server matches names case-insensitively with ``ILIKE`` (``%`` and ``_`` are
-        wildcards there); a string is read as comma-separated names. It can return fewer
+        The server matches names case-insensitively with ``ILIKE``; ``%`` and ``_`` in names
+        are escaped so they match literally (pass :class:`~bot.nekos.search.RawPattern` names
+        to send wildcards). A string is read as comma-separated names. It can return fewer
         images than ``limit``, and a 404 for a category that has images: retry before
         concluding there are none.
         """
@@ -666,6 +721,7 @@ class NekosClient:
 
     @staticmethod
     def _check_categories(categories: Iterable[str], endpoint: str) -> list[str]:
+        all_raw = isinstance(categories, RawPattern)
         items = categories.split(",") if isinstance(categories, str) else list(categories)
         names: list[str] = []
         for item in items:
@@ -679,7 +735,8 @@ class NekosClient:
                     f"category name {name!r} contains a comma", endpoint=endpoint
                 )
             if name:
-                names.append(name)
+                raw = all_raw or isinstance(item, RawPattern)
+                names.append(name if raw else _escape_like(name))
         return names
 
     async def image(
