@@ -120,6 +120,13 @@ class AnotherButton(
 # ------------------------------------------------------------------------------- Gallery
 
 
+def _pager_button(direction: str, custom_id: str, disabled: bool) -> discord.ui.Button[Any]:
+    label = "◀ Prev" if direction == "p" else "Next ▶"
+    return discord.ui.Button(
+        label=label, style=discord.ButtonStyle.secondary, custom_id=custom_id, disabled=disabled
+    )
+
+
 class GalleryPageButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"neko:gal:(?P<owner>\d+):(?P<artist>[0-9a-fA-F-]{36}):(?P<page>\d{1,4}):(?P<dir>[pn])",
@@ -129,15 +136,8 @@ class GalleryPageButton(
     def __init__(
         self, owner: int, artist_id: str, page: int, direction: str, *, disabled: bool = False
     ) -> None:
-        label = "◀ Prev" if direction == "p" else "Next ▶"
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"neko:gal:{owner}:{artist_id}:{page}:{direction}",
-                disabled=disabled,
-            )
-        )
+        custom_id = f"neko:gal:{owner}:{artist_id}:{page}:{direction}"
+        super().__init__(_pager_button(direction, custom_id, disabled))
         self.owner, self.artist_id, self.page = owner, artist_id, page
 
     @classmethod
@@ -169,16 +169,8 @@ class CategoryPageButton(
     def __init__(
         self, owner: int, page: int, direction: str, search: str, *, disabled: bool = False
     ) -> None:
-        label = "◀ Prev" if direction == "p" else "Next ▶"
         custom_id = f"neko:cat:{owner}:{page}:{direction}:{search}"[:CUSTOM_ID_LIMIT]
-        super().__init__(
-            discord.ui.Button(
-                label=label,
-                style=discord.ButtonStyle.secondary,
-                custom_id=custom_id,
-                disabled=disabled,
-            )
-        )
+        super().__init__(_pager_button(direction, custom_id, disabled))
         self.owner, self.page, self.search = owner, page, search
 
     @classmethod
