@@ -34,5 +34,8 @@ check: $(VENV)/.installed-run
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench.all
 
+screenshots: $(VENV)/.installed-test
+	$(BIN)/python -m tools.screenshots
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

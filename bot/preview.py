@@ -6,6 +6,8 @@ admin or developer can see a command's output without a server (and the tests us
 
 from __future__ import annotations
 
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,16 @@ class PreviewOptions:
 
 async def _nothing() -> tuple[Artist, ...] | tuple[Character, ...]:
     return ()
+
+
+def _api_version(client: NekosClient) -> Callable[[], Awaitable[str | None]]:
+    async def fetch() -> str | None:
+        try:
+            return (await client.api_info()).version
+        except NekosError:
+            return None
+
+    return fetch
 
 
 async def _reply(
@@ -95,6 +107,7 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 background_priority=Priority.BACKGROUND,
                 settings=PoolSettings(max_attempts=settings.rare_request_attempts),
                 estimator=client.pacer,
+                rng=random.Random(0),  # a preview is reproducible
             )
             catalog = Catalog(CatalogSource(lookups.category_list, _nothing, _nothing))  # type: ignore[arg-type]
             replies = Replies(
@@ -104,6 +117,7 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 api=client,
                 refusals=RefusalCounter(),
                 delivery="link",
+                api_version=_api_version(client),
             )
             try:
                 reply = await _reply(replies, catalog, lookups, options)

@@ -6,6 +6,7 @@ Reply as Discord JSON. Every image passes the gating check here, whoever asked.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import uuid
@@ -310,7 +311,10 @@ class Replies:
         except NotFound:
             return notice("That artist isn't in the Nekos API any more.")
         images = await self._gallery(artist_id, channel_max)
-        card = render.artist_embed(artist, shown_images=len(images))
+        # Only what this channel may see is counted: the total would reveal what was filtered.
+        card = render.artist_embed(
+            dataclasses.replace(artist, image_count=None), shown_images=len(images)
+        )
         view = discord.ui.View(timeout=None)
         if not images:
             card.description = (card.description or "") + "\nNo images of theirs can be shown here."
