@@ -1,0 +1,417 @@
+"""``python -m bot``: exit codes and one-line errors, ``preview`` JSON, ``check`` and ``health``.
+
+Each test runs the real command line in a subprocess against a FakeNekosAPI served from this
+test's event loop (hence ``asyncio.create_subprocess_exec``). ``--env-file`` points into
+``tmp_path`` so a developer's own ``.env`` is never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from bot.health import write_heartbeat
+from tests.fakes.dataset import Dataset, generate_dataset
+from tests.fakes.nekos_api import FakeNekosAPI
+
+REPO = Path(__file__).resolve().parents[1]
+DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# A third of the images per rating, so "never shows a non-sfw image" is tested with many around.
+DATASET = generate_dataset(seed=11, images=450, ratings=(1.0, 1.0, 1.0))
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Cli:
+    tmp_path: Path
+    env_file: Path
+
+    async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.tmp_path),
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+            "HEALTH_FILE": "",
+            "DATABASE_URL": f"sqlite:///{self.tmp_path / 'bot.db'}",
+        }
+        full_env.update(env or {})
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--env-file",
+            str(self.env_file),
+            *args,
+            cwd=REPO,
+            env=full_env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return Result(process.returncode, stdout.decode(), stderr.decode())
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path, tmp_path / "test.env")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeNekosAPI]:
+    async with FakeNekosAPI(DATASET, rate_limit=None) as server:
+        yield server
+
+
+def api_env(fake: FakeNekosAPI) -> dict[str, str]:
+    # The scope lifts the client's own pacing, so no request waits a second.
+    return {
+        "NEKOS_API_BASE_URL": fake.base_url,
+        "NEKOS_API_TOKEN": fake.add_token(["api:ratelimit:disabled"]),
+    }
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def assert_clean_failure(result: Result) -> None:
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert lines
+    assert lines[-1].startswith("error: ")
+
+
+def image_ids(payload: dict[str, Any]) -> list[str]:
+    ids = []
+    for embed in payload["embeds"]:
+        footer = embed.get("footer", {}).get("text", "")
+        if footer.startswith(("Artist", "Character")):
+            continue
+        found = UUID_RE.findall(footer)
+        if found:
+            ids.append(found[-1])
+    return ids
+
+
+def minor_violation(dataset: Dataset, image_id: str) -> bool:
+    row = dataset.image_by_id[image_id]
+    return row.nsfw != "sfw" and any(
+        any(age < 18 for age in dataset.character_by_id[c].ages or ()) for c in row.character_ids
+    )
+
+
+# ------------------------------------------------------------------------------ settings errors
+
+
+async def test_run_without_a_discord_token_exits_2_with_one_line(cli: Cli) -> None:
+    # `run` is also what no subcommand means.
+    for result in await asyncio.gather(cli("run"), cli()):
+        assert result.code == 2
+        assert result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1
+        assert lines[0].startswith("error: DISCORD_TOKEN is not set")
+
+
+async def test_malformed_discord_token_exits_2_without_echoing_it(cli: Cli) -> None:
+    token = "abcdefghijklmnopqrstuvwxyz.not-a-real-token"
+    result = await cli("run", env={"DISCORD_TOKEN": token})
+    assert result.code == 2
+    assert_clean_failure(result)
+    assert "DISCORD_TOKEN is malformed" in result.stderr
+    assert token not in result.output
+    assert "abcdefghijklmnopqrstuvwxyz" not in result.output
+
+
+async def test_malformed_token_in_the_env_file_is_not_echoed(cli: Cli) -> None:
+    token = "x" * 40 + ".yy"
+    cli.env_file.write_text(f"DISCORD_TOKEN={token}\n", encoding="utf-8")
+    result = await cli("check")
+    assert result.code == 2
+    assert_clean_failure(result)
+    assert "x" * 40 not in result.output
+
+
+async def test_invalid_setting_exits_2_naming_it(cli: Cli) -> None:
+    result = await cli("preview", "stats", env={"NEKOS_API_TIMEOUT": "soon"})
+    assert result.code == 2
+    assert_clean_failure(result)
+    assert "NEKOS_API_TIMEOUT" in result.stderr
+
+
+@pytest.fixture
+async def rejecting_discord() -> AsyncIterator[str]:
+    """A Discord REST stand-in that rejects every token (401), as Discord does a revoked one."""
+
+    async def unauthorized(request: web.Request) -> web.Response:
+        return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", unauthorized)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield f"http://127.0.0.1:{port}/api/v10"
+    await runner.cleanup()
+
+
+async def test_rejected_discord_token_is_one_clear_line(cli: Cli, rejecting_discord: str) -> None:
+    env = {
+        "DISCORD_TOKEN": DISCORD_TOKEN,
+        "DISCORD_API_BASE_URL": rejecting_discord,
+        "NEKOS_API_BASE_URL": f"http://127.0.0.1:{closed_port()}/api",
+    }
+    for result in await asyncio.gather(cli("run", env=env), cli("sync", env=env)):
+        assert result.code == 2
+        assert_clean_failure(result)
+        last = result.stderr.strip().splitlines()[-1]
+        assert "DISCORD_TOKEN" in last
+        assert "rejected" in last
+        assert DISCORD_TOKEN not in result.output
+
+
+# ------------------------------------------------------------------------------ preview
+
+
+def _kind_args(kind: str) -> list[str]:
+    if kind == "random":
+        return ["--count", "3"]
+    if kind == "artist":
+        artist = next(a for a in DATASET.artists if DATASET.images_by_artist(a.id))
+        return ["--name", artist.name]
+    if kind == "character":
+        return ["--name", DATASET.characters[0].name]
+    if kind == "image":
+        return ["--id", next(i.id for i in DATASET.images if i.nsfw == "sfw")]
+    return []
+
+
+KINDS = ("random", "artist", "character", "image", "category", "stats")
+
+
+async def test_preview_prints_the_payload_as_json_for_every_kind(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    env = api_env(fake)
+    results = await asyncio.gather(
+        *(cli("preview", kind, *_kind_args(kind), "--json", env=env) for kind in KINDS)
+    )
+    payloads = {}
+    for kind, result in zip(KINDS, results, strict=True):
+        assert result.code == 0, (kind, result.output)
+        assert "Traceback" not in result.stderr
+        payload = result.json()
+        assert "flags" not in payload, kind
+        assert payload["allowed_mentions"] == {"parse": []}
+        assert 1 <= len(payload["embeds"]) <= 10, kind
+        assert isinstance(payload["components"], list)
+        payloads[kind] = payload
+    assert 1 <= len(image_ids(payloads["random"])) <= 3
+    assert image_ids(payloads["image"]) == _kind_args("image")[1:]
+    artist = DATASET.artist_named(_kind_args("artist")[1])
+    assert artist.id in payloads["artist"]["embeds"][0]["footer"]["text"]
+    assert payloads["character"]["embeds"][0]["title"] == DATASET.characters[0].name
+    assert payloads["category"]["embeds"][0]["title"] == "Categories"
+    stats = {f["name"]: f["value"] for f in payloads["stats"]["embeds"][0]["fields"]}
+    assert stats["Images"] == f"{len(DATASET.images):,}"
+
+
+async def test_preview_reads_settings_from_the_env_file(cli: Cli, fake: FakeNekosAPI) -> None:
+    settings = api_env(fake)
+    cli.env_file.write_text(
+        "".join(f"{name}={value}\n" for name, value in settings.items()), encoding="utf-8"
+    )
+    result = await cli("preview", "stats")
+    assert result.code == 0, result.output
+    assert result.json()["embeds"][0]["title"] == "Nekos API statistics"
+
+
+async def test_preview_with_max_rating_sfw_never_shows_a_non_sfw_image(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    env = api_env(fake)
+    variants = ([], ["--rating", "nsfw"], ["--max-rating", "sfw", "--rating", "questionable"])
+    results = await asyncio.gather(
+        *(cli("preview", "random", "--count", "10", *extra, env=env) for extra in variants)
+    )
+    shown: list[str] = []
+    for result in results:
+        assert result.code == 0, result.output
+        shown += image_ids(result.json())
+    assert shown
+    assert {DATASET.image_by_id[i].nsfw for i in shown} == {"sfw"}
+
+
+async def test_preview_with_max_rating_nsfw_still_refuses_minors(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    env = api_env(fake)
+    args = ("preview", "random", "--count", "10", "--max-rating", "nsfw")
+    shown: list[str] = []
+    for result in await asyncio.gather(cli(*args, env=env), cli(*args, env=env)):
+        assert result.code == 0, result.output
+        shown += image_ids(result.json())
+    assert shown
+    assert not any(minor_violation(DATASET, i) for i in shown)
+
+
+async def test_preview_of_an_image_above_the_max_is_an_ephemeral_refusal(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    image_id = next(i.id for i in DATASET.images if i.nsfw == "nsfw")
+    result = await cli("preview", "image", "--id", image_id, env=api_env(fake))
+    assert result.code == 1
+    payload = result.json()
+    assert payload["flags"] == 64
+    assert payload["embeds"] == []
+    assert "can't be shown" in payload["content"]
+
+
+async def test_preview_with_a_rejected_token_fails_cleanly(cli: Cli, fake: FakeNekosAPI) -> None:
+    token = "Q" * 100
+    result = await cli(
+        "preview", "stats", env={"NEKOS_API_BASE_URL": fake.base_url, "NEKOS_API_TOKEN": token}
+    )
+    assert result.code == 1
+    assert_clean_failure(result)
+    assert "NEKOS_API_TOKEN was rejected" in result.stderr
+    assert token not in result.output
+
+
+# ------------------------------------------------------------------------------ check
+
+
+async def test_check_passes_against_the_fake(cli: Cli, fake: FakeNekosAPI) -> None:
+    result = await cli("check", env={"DISCORD_TOKEN": DISCORD_TOKEN, **api_env(fake)})
+    assert result.code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        "[ok] discord token",
+        "[ok] store",
+        "[ok] nekos api",
+        "[ok] nekos api token",
+    ]
+    assert "scopes: api:ratelimit:disabled" in result.stdout
+    assert DISCORD_TOKEN not in result.output
+    assert (cli.tmp_path / "bot.db").exists()
+
+
+async def test_check_fails_cleanly_when_the_api_is_unreachable(cli: Cli) -> None:
+    base_url = f"http://127.0.0.1:{closed_port()}/api"
+    result = await cli(
+        "check",
+        env={
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "NEKOS_API_BASE_URL": base_url,
+            "NEKOS_API_TIMEOUT": "1",
+        },
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.output
+    assert f"[FAIL] nekos api: unreachable at {base_url}" in result.stdout
+    assert "[ok] store" in result.stdout
+
+
+async def test_check_fails_cleanly_with_a_token_the_api_does_not_know(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    token = "Zz9" * 33 + "A"
+    result = await cli(
+        "check",
+        env={
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "NEKOS_API_BASE_URL": fake.base_url,
+            "NEKOS_API_TOKEN": token,
+        },
+    )
+    assert result.code != 0
+    assert "Traceback" not in result.output
+    assert "[FAIL] nekos api token: rejected by the API" in result.stdout
+    assert token not in result.output
+
+
+async def test_check_reports_a_missing_discord_token(cli: Cli, fake: FakeNekosAPI) -> None:
+    result = await cli("check", env=api_env(fake))
+    assert result.code == 1
+    assert "[FAIL] discord token: DISCORD_TOKEN is not set" in result.stdout
+    assert "[ok] nekos api:" in result.stdout
+
+
+async def test_check_reports_an_unusable_database_url(cli: Cli, fake: FakeNekosAPI) -> None:
+    result = await cli(
+        "check",
+        env={
+            "DISCORD_TOKEN": DISCORD_TOKEN,
+            "DATABASE_URL": "postgres://u:pw@db/x",
+            **api_env(fake),
+        },
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.output
+    assert "[FAIL] store:" in result.stdout
+    assert "pw@db" not in result.output
+
+
+# ------------------------------------------------------------------------------ health
+
+
+async def test_health_with_the_heartbeat_disabled_fails(cli: Cli) -> None:
+    result = await cli("health")
+    assert result.code == 1
+    assert result.stderr.strip() == "error: HEALTH_FILE is empty: the heartbeat is disabled"
+
+
+async def test_health_exit_codes(cli: Cli) -> None:
+    missing = cli.tmp_path / "missing" / "heartbeat"
+    fresh = cli.tmp_path / "fresh" / "heartbeat"
+    stale = cli.tmp_path / "stale" / "heartbeat"
+    write_heartbeat(fresh, connected=True)
+    write_heartbeat(stale, connected=True, now=time.time() - 3600)
+    # The check reads only the heartbeat: an unreachable API does not make it fail.
+    unreachable = f"http://127.0.0.1:{closed_port()}/api"
+    results = await asyncio.gather(
+        *(
+            cli("health", env={"HEALTH_FILE": str(path), "NEKOS_API_BASE_URL": unreachable})
+            for path in (missing, fresh, stale)
+        )
+    )
+    by_name = dict(zip(("missing", "fresh", "stale"), results, strict=True))
+    assert by_name["missing"].code == 1
+    assert "no heartbeat" in by_name["missing"].stdout
+    assert by_name["fresh"].code == 0, by_name["fresh"].output
+    assert "connected" in by_name["fresh"].stdout
+    assert by_name["stale"].code == 1
+    assert "connection lost" in by_name["stale"].stdout

@@ -1,0 +1,308 @@
+"""Settings: every variable parsed and validated, secrets never shown, ``.env`` under the env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_NEKOS_API_BASE_URL,
+    ConfigError,
+    Secret,
+    Settings,
+    load_settings,
+    settings_from_mapping,
+)
+
+DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
+NEKOS_TOKEN = "aB3" * 33 + "z"  # 100 letters and digits
+
+# Every variable load_settings reads; cleared so a developer's environment cannot leak in.
+SETTING_NAMES = (
+    "DISCORD_TOKEN",
+    "NEKOS_API_BASE_URL",
+    "NEKOS_API_TOKEN",
+    "DATABASE_URL",
+    "DISCORD_API_BASE_URL",
+    "LOG_LEVEL",
+    "IMAGE_DELIVERY",
+    "NEKOS_API_TIMEOUT",
+    "POOL_EXPIRY_MARGIN",
+    "NO_REPEAT_WINDOW",
+    "RARE_REQUEST_ATTEMPTS",
+    "COOLDOWN_USES",
+    "COOLDOWN_SECONDS",
+    "HEALTH_FILE",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+# ---------------------------------------------------------------------------------- defaults
+
+
+def test_empty_environment_gives_the_documented_defaults() -> None:
+    settings = settings_from_mapping({})
+    assert settings == Settings()
+    assert settings.discord_token is None
+    assert settings.nekos_api_token is None
+    assert settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.discord_api_base_url is None
+    assert settings.log_level == "INFO"
+    assert settings.image_delivery == "link"
+    assert settings.api_timeout == 10.0
+    assert settings.pool_expiry_margin == 600.0
+    assert settings.no_repeat_window == 100
+    assert settings.rare_request_attempts == 3
+    assert settings.cooldown_uses == 5
+    assert settings.cooldown_seconds == 10.0
+    assert settings.health_file == Path("data/heartbeat")
+
+
+def test_missing_discord_token_only_fails_when_required() -> None:
+    settings = settings_from_mapping({"LOG_LEVEL": "debug"})
+    assert settings.discord_token is None
+    with pytest.raises(ConfigError, match="DISCORD_TOKEN is not set"):
+        settings.require_discord_token()
+
+
+def test_require_discord_token_returns_the_secret() -> None:
+    settings = settings_from_mapping({"DISCORD_TOKEN": DISCORD_TOKEN})
+    assert settings.require_discord_token().reveal() == DISCORD_TOKEN
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+def test_blank_values_count_as_unset(blank: str) -> None:
+    settings = settings_from_mapping(
+        {"DISCORD_TOKEN": blank, "LOG_LEVEL": blank, "NEKOS_API_TIMEOUT": blank}
+    )
+    assert settings.discord_token is None
+    assert settings.log_level == "INFO"
+    assert settings.api_timeout == 10.0
+
+
+def test_none_values_count_as_unset() -> None:
+    # python-dotenv gives None for a bare `NAME` line.
+    assert settings_from_mapping({"DISCORD_TOKEN": None, "LOG_LEVEL": None}) == Settings()
+
+
+# ---------------------------------------------------------------------------------- parsing
+
+VALID: list[tuple[str, str, str, Any]] = [
+    ("DISCORD_TOKEN", f"  {DISCORD_TOKEN}  ", "discord_token", Secret(DISCORD_TOKEN)),
+    ("NEKOS_API_TOKEN", NEKOS_TOKEN, "nekos_api_token", Secret(NEKOS_TOKEN)),
+    ("NEKOS_API_BASE_URL", "http://127.0.0.1:8080/api/", "nekos_api_base_url",
+     "http://127.0.0.1:8080/api"),
+    ("NEKOS_API_BASE_URL", "https://api.nekosapi.com/v1", "nekos_api_base_url",
+     "https://api.nekosapi.com/v1"),
+    ("DISCORD_API_BASE_URL", "http://localhost:9000/api/v10//", "discord_api_base_url",
+     "http://localhost:9000/api/v10"),
+    ("DATABASE_URL", "sqlite:////var/lib/bot.db", "database_url", "sqlite:////var/lib/bot.db"),
+    ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    ("LOG_LEVEL", "Warning", "log_level", "WARNING"),
+    ("LOG_LEVEL", "CRITICAL", "log_level", "CRITICAL"),
+    ("IMAGE_DELIVERY", "ATTACH", "image_delivery", "attach"),
+    ("IMAGE_DELIVERY", "link", "image_delivery", "link"),
+    ("NEKOS_API_TIMEOUT", "2.5", "api_timeout", 2.5),
+    ("NEKOS_API_TIMEOUT", "1", "api_timeout", 1.0),
+    ("POOL_EXPIRY_MARGIN", "0", "pool_expiry_margin", 0.0),
+    ("POOL_EXPIRY_MARGIN", "120.5", "pool_expiry_margin", 120.5),
+    ("NO_REPEAT_WINDOW", "0", "no_repeat_window", 0),
+    ("NO_REPEAT_WINDOW", "250", "no_repeat_window", 250),
+    ("RARE_REQUEST_ATTEMPTS", "1", "rare_request_attempts", 1),
+    ("COOLDOWN_USES", "12", "cooldown_uses", 12),
+    ("COOLDOWN_SECONDS", "0", "cooldown_seconds", 0.0),
+    ("COOLDOWN_SECONDS", "7.5", "cooldown_seconds", 7.5),
+    ("HEALTH_FILE", "/run/bot/alive", "health_file", Path("/run/bot/alive")),
+    ("HEALTH_FILE", "", "health_file", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "raw", "attribute", "expected"), VALID)
+def test_each_setting_is_parsed(name: str, raw: str, attribute: str, expected: Any) -> None:
+    settings = settings_from_mapping({name: raw})
+    assert getattr(settings, attribute) == expected
+
+
+def test_integers_are_ints_and_numbers_are_floats() -> None:
+    settings = settings_from_mapping({"NO_REPEAT_WINDOW": "5", "NEKOS_API_TIMEOUT": "3"})
+    assert type(settings.no_repeat_window) is int
+    assert type(settings.api_timeout) is float
+
+
+INVALID: list[tuple[str, str]] = [
+    ("NEKOS_API_BASE_URL", "ftp://example.org/api"),
+    ("NEKOS_API_BASE_URL", "v1.nekosapi.com/api"),
+    ("NEKOS_API_BASE_URL", "https://"),
+    ("DISCORD_API_BASE_URL", "ws://localhost:9000"),
+    ("DATABASE_URL", "data/nekos-bot.db"),
+    ("LOG_LEVEL", "verbose"),
+    ("LOG_LEVEL", "10"),
+    ("IMAGE_DELIVERY", "upload"),
+    ("NEKOS_API_TIMEOUT", "ten"),
+    ("NEKOS_API_TIMEOUT", "0.5"),
+    ("NEKOS_API_TIMEOUT", "nan"),
+    ("NEKOS_API_TIMEOUT", "inf"),
+    ("POOL_EXPIRY_MARGIN", "-1"),
+    ("POOL_EXPIRY_MARGIN", "NaN"),
+    ("NO_REPEAT_WINDOW", "-1"),
+    ("NO_REPEAT_WINDOW", "1.5"),
+    ("RARE_REQUEST_ATTEMPTS", "0"),
+    ("RARE_REQUEST_ATTEMPTS", "three"),
+    ("COOLDOWN_USES", "0"),
+    ("COOLDOWN_SECONDS", "-0.1"),
+    ("COOLDOWN_SECONDS", "-inf"),
+]
+
+
+@pytest.mark.parametrize(("name", "raw"), INVALID)
+def test_invalid_setting_is_rejected_naming_the_variable(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({name: raw})
+    assert name in str(info.value)
+
+
+# ---------------------------------------------------------------------------------- secrets
+
+MALFORMED_DISCORD = [
+    "not-a-token",
+    "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe",  # two parts
+    "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA GaBcDe abcdefghijklmnopqrstuvwxyz0123",
+    "Bot MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB",
+    "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789A=",
+]
+
+
+@pytest.mark.parametrize("token", MALFORMED_DISCORD)
+def test_malformed_discord_token_is_rejected_without_echoing_it(token: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"DISCORD_TOKEN": token})
+    error = info.value
+    assert "DISCORD_TOKEN" in str(error)
+    assert token.strip() not in str(error)
+    assert token.strip() not in repr(error)
+    for part in token.replace(" ", ".").split("."):
+        if len(part) >= 6:
+            assert part not in str(error)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "short",
+        "a" * 99,
+        "a" * 101,
+        "a" * 99 + "-",
+        "Bearer " + "a" * 100,
+    ],
+)
+def test_malformed_nekos_token_is_rejected_without_echoing_it(token: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"NEKOS_API_TOKEN": token})
+    assert "NEKOS_API_TOKEN" in str(info.value)
+    assert token not in str(info.value)
+    assert token not in repr(info.value)
+
+
+def test_secret_never_shows_itself() -> None:
+    secret = Secret(DISCORD_TOKEN)
+    for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", format(secret)):
+        assert DISCORD_TOKEN not in shown
+        assert "*" in shown
+    assert secret.reveal() == DISCORD_TOKEN
+
+
+def test_secret_compares_by_value() -> None:
+    assert Secret("abc") == Secret("abc")
+    assert Secret("abc") != Secret("abd")
+    assert Secret("abc") != "abc"
+    assert hash(Secret("abc")) == hash(Secret("abc"))
+
+
+def test_settings_repr_hides_both_tokens() -> None:
+    settings = settings_from_mapping(
+        {"DISCORD_TOKEN": DISCORD_TOKEN, "NEKOS_API_TOKEN": NEKOS_TOKEN}
+    )
+    text = repr(settings) + str(settings)
+    assert DISCORD_TOKEN not in text
+    assert NEKOS_TOKEN not in text
+
+
+# ---------------------------------------------------------------------------------- .env
+
+
+def test_dotenv_file_is_read(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        f"DISCORD_TOKEN={DISCORD_TOKEN}\n"
+        "# a comment\n"
+        "LOG_LEVEL=warning\n"
+        'NEKOS_API_BASE_URL="http://127.0.0.1:9999/api"\n'
+        "COOLDOWN_USES=2\n"
+        "HEALTH_FILE=\n",
+        encoding="utf-8",
+    )
+    settings = load_settings(dotenv)
+    assert settings.require_discord_token().reveal() == DISCORD_TOKEN
+    assert settings.log_level == "WARNING"
+    assert settings.nekos_api_base_url == "http://127.0.0.1:9999/api"
+    assert settings.cooldown_uses == 2
+    assert settings.health_file is None
+
+
+def test_environment_wins_over_dotenv(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("LOG_LEVEL=WARNING\nCOOLDOWN_USES=2\nIMAGE_DELIVERY=attach\n", "utf-8")
+    clean_env.setenv("LOG_LEVEL", "DEBUG")
+    clean_env.setenv("COOLDOWN_USES", "9")
+    settings = load_settings(dotenv)
+    assert settings.log_level == "DEBUG"
+    assert settings.cooldown_uses == 9
+    assert settings.image_delivery == "attach"  # only in .env: still read
+
+
+def test_empty_environment_value_overrides_dotenv(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(f"DISCORD_TOKEN={DISCORD_TOKEN}\nHEALTH_FILE=/tmp/beat\n", "utf-8")
+    clean_env.setenv("HEALTH_FILE", "")
+    settings = load_settings(dotenv)
+    assert settings.health_file is None
+    assert settings.discord_token is not None
+
+
+def test_missing_dotenv_file_is_fine(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("COOLDOWN_SECONDS", "3")
+    settings = load_settings(tmp_path / "absent.env")
+    assert settings.cooldown_seconds == 3.0
+    assert settings.discord_token is None
+
+
+def test_dotenv_none_reads_only_the_environment(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("LOG_LEVEL=ERROR\n", "utf-8")
+    clean_env.chdir(tmp_path)
+    assert load_settings(None).log_level == "INFO"
+    assert load_settings().log_level == "ERROR"  # the default path is ./.env
+
+
+def test_malformed_token_in_dotenv_is_not_echoed(
+    tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    bad = "x" * 30 + ".yyyy"
+    (tmp_path / ".env").write_text(f"DISCORD_TOKEN={bad}\n", "utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path / ".env")
+    assert bad not in str(info.value)
+    assert "x" * 30 not in str(info.value)
