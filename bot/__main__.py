@@ -14,9 +14,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiohttp import ClientError
-from discord import LoginFailure
-
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 from .logs import setup_logging
@@ -187,11 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_preview(settings, args))
     except ConfigError as exc:
         return _fail(str(exc))
-    except LoginFailure:
-        return _fail(
-            "Discord rejected DISCORD_TOKEN: reset it in the Developer Portal and update .env"
-        )
-    except (OSError, ClientError) as exc:
+    except OSError as exc:  # aiohttp's connection errors are OSErrors too
         return _fail(f"network error ({type(exc).__name__}): check the connection and try again", 1)
     except KeyboardInterrupt:
         return 130
