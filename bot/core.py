@@ -33,6 +33,8 @@ __all__ = ["EXTENSIONS", "NekosBot"]
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("cogs.neko", "cogs.config")
+HEARTBEAT_RETRY = 5.0
+"""Seconds between connection checks while not connected (the heartbeat file is absent)."""
 
 
 def point_at_discord(base_url: str | None) -> None:
@@ -168,9 +170,19 @@ class NekosBot(commands.AutoShardedBot):
     async def _beat(self) -> None:
         path = self.settings.health_file
         while path is not None:
-            connected = self.is_ready() and not self.is_closed()
+            connected = self.is_connected()
             await asyncio.to_thread(write_heartbeat, path, connected=connected)
-            await asyncio.sleep(HEARTBEAT_INTERVAL if connected else 5.0)
+            await asyncio.sleep(HEARTBEAT_INTERVAL if connected else HEARTBEAT_RETRY)
+
+    def is_connected(self) -> bool:
+        """Whether every shard's gateway connection is open right now.
+
+        ``is_ready()`` stays true through a lost connection and its reconnect attempts, so the
+        shards' sockets are checked too: a bot cut off from Discord must fail its health check.
+        """
+        if not self.is_ready() or self.is_closed():
+            return False
+        return not any(shard.is_closed() for shard in self.shards.values())
 
     # ------------------------------------------------------------------ helpers for cogs
 

@@ -68,11 +68,8 @@ async def send_reply(
         )
         return
     if reply.ephemeral and not edit:
-        # A public "thinking…" placeholder cannot turn ephemeral: remove it, then whisper.
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            log.debug("Placeholder already gone: %s", _where(interaction))
+        await _whisper_after_public_deferral(interaction, reply)
+        return
     if edit and not reply.ephemeral:
         await interaction.edit_original_response(
             content=reply.content, embeds=reply.embeds, view=reply.view, attachments=files
@@ -86,6 +83,33 @@ async def send_reply(
         ephemeral=reply.ephemeral,
         allowed_mentions=ALLOWED_MENTIONS,
     )
+
+
+async def _whisper_after_public_deferral(
+    interaction: discord.Interaction[Any], reply: Reply
+) -> None:
+    """Send an ephemeral ``reply`` when a public "thinking…" placeholder is pending.
+
+    Discord treats the first follow-up after a deferral as an edit of the placeholder and
+    ignores its ephemeral flag, so the placeholder is filled first (with the reply's text, in
+    case it cannot be removed), then the reply goes out as a real ephemeral follow-up, and the
+    placeholder is deleted last.
+    """
+    await interaction.edit_original_response(
+        content=reply.content or "\u2026", embeds=[], view=None, attachments=[]
+    )
+    await interaction.followup.send(
+        content=reply.content or discord.utils.MISSING,
+        embeds=reply.embeds,
+        view=reply.view if reply.view is not None else discord.utils.MISSING,
+        files=reply.discord_files(),
+        ephemeral=True,
+        allowed_mentions=ALLOWED_MENTIONS,
+    )
+    try:
+        await interaction.delete_original_response()
+    except discord.HTTPException:
+        log.debug("Placeholder already gone: %s", _where(interaction))
 
 
 async def respond(

@@ -8,8 +8,11 @@ committed it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Literal
+import math
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
@@ -19,7 +22,7 @@ from bot.channels import context_from_channel
 from bot.embeds import ALLOWED_MENTIONS, BRAND_COLOUR
 from bot.gating import GuildSettings, allowed_max
 from bot.nekos.models import Rating
-from bot.store import Change, StoreError
+from bot.store import Change, SettingsStore, StoreError
 
 if TYPE_CHECKING:
     from bot.core import NekosBot
@@ -110,17 +113,42 @@ def overview_lines(
 # ------------------------------------------------------------------------------ the cog
 
 
-class ResetConfirmation(discord.ui.View):
-    """Confirm / Cancel for ``reset``; only the admin who asked may press them."""
+RESET_WINDOW = 60.0
+"""Seconds a reset confirmation stays valid; a later click changes nothing."""
 
-    def __init__(
-        self, owner_id: int, on_confirm: Callable[[discord.Interaction], Awaitable[None]]
-    ) -> None:
-        super().__init__(timeout=60)
-        self.owner_id = owner_id
-        self._on_confirm = on_confirm
 
-    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+class ResetButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"neko:reset:(?P<owner>\d+):(?P<expires>\d+):(?P<action>confirm|cancel)",
+):
+    """Confirm / Cancel of ``reset``, rebuilt from its ``custom_id`` (survives restarts).
+
+    The ``custom_id`` carries the admin who asked and when the offer expires (Unix seconds), so
+    every click is answered, also after the bot restarted or the offer ran out.
+    """
+
+    def __init__(self, owner_id: int, expires: int, action: str) -> None:
+        confirm = action == "confirm"
+        super().__init__(
+            discord.ui.Button(
+                label="Reset everything" if confirm else "Cancel",
+                style=discord.ButtonStyle.danger if confirm else discord.ButtonStyle.secondary,
+                custom_id=f"neko:reset:{owner_id}:{expires}:{action}",
+            )
+        )
+        self.owner_id, self.expires, self.action = owner_id, expires, action
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ResetButton:
+        return cls(int(match["owner"]), int(match["expires"]), match["action"])
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
         if interaction.user.id == self.owner_id:
             return True
         await interaction.response.send_message(
@@ -128,21 +156,54 @@ class ResetConfirmation(discord.ui.View):
         )
         return False
 
-    @discord.ui.button(label="Reset everything", style=discord.ButtonStyle.danger)
-    async def confirm(
-        self, interaction: discord.Interaction, _: discord.ui.Button[ResetConfirmation]
-    ) -> None:
-        self.stop()
-        await self._on_confirm(interaction)
-
-    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
-    async def cancel(
-        self, interaction: discord.Interaction, _: discord.ui.Button[ResetConfirmation]
-    ) -> None:
-        self.stop()
-        await interaction.response.edit_message(
-            content="Reset cancelled; nothing changed.", view=None
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if self.action == "cancel":
+            await interaction.response.edit_message(
+                content="Reset cancelled; nothing changed.", view=None
+            )
+            return
+        if time.time() > self.expires:
+            await interaction.response.edit_message(
+                content="This confirmation has expired, so nothing changed. "
+                "Run `/neko-config reset` again.",
+                view=None,
+            )
+            return
+        guild_id = interaction.guild_id
+        member = interaction.user
+        permissions = getattr(member, "guild_permissions", None)
+        problem = (
+            guild_permission_problem(permissions)
+            if isinstance(permissions, discord.Permissions)
+            else "This command only works in a server."
         )
+        if guild_id is None or problem is not None:
+            await interaction.response.edit_message(content=problem, view=None)
+            return
+        store: SettingsStore = interaction.client.store
+        try:
+            change = await store.reset_guild(guild_id, member.id)
+        except StoreError:
+            log.exception("Reset failed (guild %s)", guild_id)
+            await interaction.response.edit_message(content=STORE_FAILED, view=None)
+            return
+        cleared = change.overrides_cleared
+        await interaction.response.edit_message(
+            content=(
+                f"Done. Settings cleared ({cleared} channel override"
+                f"{'' if cleared == 1 else 's'}); every channel now shows **sfw** only."
+            ),
+            view=None,
+        )
+
+
+def reset_confirmation(owner_id: int) -> discord.ui.View:
+    """The Confirm / Cancel buttons for ``reset``, valid for :data:`RESET_WINDOW` seconds."""
+    expires = math.ceil(time.time() + RESET_WINDOW)
+    view = discord.ui.View(timeout=None)
+    view.add_item(ResetButton(owner_id, expires, "confirm"))
+    view.add_item(ResetButton(owner_id, expires, "cancel"))
+    return view
 
 
 @app_commands.guild_only()
@@ -153,6 +214,12 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
     def __init__(self, bot: NekosBot) -> None:
         self.bot = bot
         super().__init__()
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(ResetButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(ResetButton)
 
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:
         embed = discord.Embed(description=text[:4096], colour=BRAND_COLOUR)
@@ -259,26 +326,9 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         if (problem := guild_permission_problem(member.guild_permissions)) is not None:
             await self._reply(interaction, problem)
             return
-
-        async def confirmed(click: discord.Interaction) -> None:
-            try:
-                change = await self.bot.store.reset_guild(guild.id, member.id)
-            except StoreError:
-                log.exception("Reset failed (guild %s)", guild.id)
-                await click.response.edit_message(content=STORE_FAILED, view=None)
-                return
-            cleared = change.overrides_cleared
-            await click.response.edit_message(
-                content=(
-                    f"Done. Settings cleared ({cleared} channel override"
-                    f"{'' if cleared == 1 else 's'}); every channel now shows **sfw** only."
-                ),
-                view=None,
-            )
-
         await interaction.response.send_message(
             "Reset **all** content settings of this server to sfw? This can't be undone.",
-            view=ResetConfirmation(member.id, confirmed),
+            view=reset_confirmation(member.id),
             ephemeral=True,
         )
 
