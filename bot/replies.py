@@ -60,6 +60,8 @@ class Reply:
     view: discord.ui.View | None = None
     files: list[tuple[str, bytes]] = field(default_factory=list)
     ephemeral: bool = False
+    retire: bool = False
+    """The buttons this answers can no longer work: disable them on their message."""
 
     def discord_files(self) -> list[discord.File]:
         import io
@@ -309,7 +311,9 @@ class Replies:
         try:
             artist = await self.lookups.artist(artist_id)
         except NotFound:
-            return notice("That artist isn't in the Nekos API any more.")
+            gone = notice("That artist isn't in the Nekos API any more.")
+            gone.retire = True
+            return gone
         images = await self._gallery(artist_id, channel_max)
         # Only what this channel may see is counted: the total would reveal what was filtered.
         card = render.artist_embed(

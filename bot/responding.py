@@ -49,6 +49,15 @@ async def send_reply(
     if token_expired(interaction):
         log.warning("Dropped a reply after the 15-minute token window: %s", _where(interaction))
         return
+    if edit and reply.retire and interaction.message is not None:
+        await _retire_buttons(interaction, interaction.message)
+        await interaction.followup.send(
+            content=reply.content or discord.utils.MISSING,
+            embeds=reply.embeds,
+            ephemeral=True,
+            allowed_mentions=ALLOWED_MENTIONS,
+        )
+        return
     files = reply.discord_files()
     view = reply.view if reply.view is not None else discord.utils.MISSING
     response = interaction.response
@@ -83,6 +92,18 @@ async def send_reply(
         ephemeral=reply.ephemeral,
         allowed_mentions=ALLOWED_MENTIONS,
     )
+
+
+async def _retire_buttons(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+    """Disable the message's buttons (links stay usable): an expired view, not an error."""
+    view = discord.ui.View.from_message(message, timeout=None)
+    for item in view.children:
+        if isinstance(item, discord.ui.Button) and item.url is None:
+            item.disabled = True
+    if interaction.response.is_done():
+        await interaction.edit_original_response(view=view)
+    else:
+        await interaction.response.edit_message(view=view)
 
 
 async def _whisper_after_public_deferral(
