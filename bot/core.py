@@ -108,7 +108,7 @@ class NekosBot(commands.AutoShardedBot):
         max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
         self.pool = ImagePool(
             self.nekos,
-            interactive_priority=Priority.INTERACTIVE,
+            interactive_priority=Priority.SHARED,  # one batch feeds many members
             background_priority=Priority.BACKGROUND,
             settings=PoolSettings(
                 expiry_margin=settings.pool_expiry_margin,

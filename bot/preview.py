@@ -103,7 +103,7 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
             )
             pool = ImagePool(
                 client,
-                interactive_priority=Priority.INTERACTIVE,
+                interactive_priority=Priority.SHARED,  # one batch feeds many members
                 background_priority=Priority.BACKGROUND,
                 settings=PoolSettings(max_attempts=settings.rare_request_attempts),
                 estimator=client.pacer,

@@ -30,7 +30,7 @@ from .nekos.errors import (
     RateLimited,
     ResponseParseError,
 )
-from .nekos.models import Image, Rating
+from .nekos.models import Artist, Image, Rating
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
 from .text import plain_text, plural
@@ -281,18 +281,30 @@ class Replies:
                 return str(item.id)
         return str(page.items[0].id) if page.items else None
 
-    async def _gallery(self, artist_id: str, max_rating: Rating) -> list[Image]:
+    async def _gallery(
+        self, artist_id: str, max_rating: Rating
+    ) -> tuple[list[Image], Artist | None]:
+        """The artist's images this channel may see, and the artist as the images describe them.
+
+        The live API embeds the artist (name, link) in every image, which saves the separate
+        ``/artist/{id}`` call for a cold artist; the reference shape gives only the id.
+        """
         shown: list[Image] = []
+        described: Artist | None = None
         for offset in range(0, GALLERY_LIMIT, 25):
             try:
                 page = await self.lookups.artist_images(artist_id, 25, offset)
             except NotFound:
                 # The live API answers an empty page (or an artist with no images) with 404.
                 break
+            for image in page.items:
+                if described is None and image.artist is not None and image.artist.name:
+                    same = image.artist.id.lower() == artist_id.lower()
+                    described = image.artist if same else None
             shown.extend(i for i in page.items if self.allows(i, max_rating))
             if len(page.items) < 25:
                 break
-        return shown
+        return shown, described
 
     async def artist(self, *, user_id: int, channel_max: Rating, name: str, page: int = 1) -> Reply:
         try:
@@ -308,13 +320,14 @@ class Replies:
     async def artist_page(
         self, *, user_id: int, channel_max: Rating, artist_id: str, page: int
     ) -> Reply:
-        try:
-            artist = await self.lookups.artist(artist_id)
-        except NotFound:
-            gone = notice("That artist isn't in the Nekos API any more.")
-            gone.retire = True
-            return gone
-        images = await self._gallery(artist_id, channel_max)
+        images, artist = await self._gallery(artist_id, channel_max)
+        if artist is None:
+            try:
+                artist = await self.lookups.artist(artist_id)
+            except NotFound:
+                gone = notice("That artist isn't in the Nekos API any more.")
+                gone.retire = True
+                return gone
         # Only what this channel may see is counted: the total would reveal what was filtered.
         card = render.artist_embed(
             dataclasses.replace(artist, image_count=None), shown_images=len(images)

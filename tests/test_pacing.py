@@ -13,6 +13,7 @@ from bot.nekos import Blocked, TokenInfo
 from bot.nekos.pacing import (
     BACKGROUND,
     INTERACTIVE,
+    SHARED,
     Pacer,
     Priority,
     RequestPacer,
@@ -91,6 +92,17 @@ async def test_background_waits_for_every_queued_interactive_request(clock: Fake
     assert [index for index, _ in granted] == [3, 4, 5, 0, 1, 2]
     starts = [t for _, t in granted]
     assert all(b - a >= 1.1 - EPS for a, b in itertools.pairwise(starts))
+
+
+async def test_a_shared_batch_goes_before_single_member_lookups(clock: FakeClock) -> None:
+    pacer = make_pacer(clock, interval=1.0, margin=0.1)
+    await pacer.acquire()
+    order = [INTERACTIVE, BACKGROUND, INTERACTIVE, SHARED]
+    granted = await run_acquirers(pacer, clock, order)
+
+    assert [index for index, _ in granted] == [3, 0, 2, 1]
+    # A lookup queued behind a shared batch waits one slot more; the estimate says so.
+    assert pacer.estimated_wait(SHARED) <= pacer.estimated_wait(INTERACTIVE)
 
 
 async def test_background_takes_a_slot_when_no_interactive_request_waits(

@@ -502,6 +502,19 @@ async def test_artist_gallery_pages_only_allowed_images(stack: Stack, channel_ma
     assert shown == expected
 
 
+async def test_a_cold_artist_costs_no_separate_artist_call(stack: Stack) -> None:
+    # The live API embeds the artist in every image: the gallery pages are enough for the card.
+    artist_id, name = _artist_with_mixed_ratings(stack.dataset)
+    before = len(stack.fake.requests)
+    reply = await stack.replies.artist_page(
+        user_id=USER, channel_max=Rating.SFW, artist_id=artist_id, page=1
+    )
+    paths = [r.path for r in stack.fake.requests[before:]]
+    assert paths, "the gallery must come from the API"
+    assert all(p.endswith("/images") for p in paths), paths
+    assert (reply.embeds[0].title or "").replace("\\", "") == name
+
+
 async def test_artist_page_past_the_end_shows_the_last_page(stack: Stack) -> None:
     artist = stack.dataset.artists[0]
     rows = allowed_rows(stack.dataset, stack.dataset.images_by_artist(artist.id), Rating.SFW)

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_MAX_STRIKES",
     "DEFAULT_STRIKE_WINDOW",
     "INTERACTIVE",
+    "SHARED",
     "Clock",
     "Pacer",
     "PacerState",
@@ -70,12 +71,15 @@ WallClock = Callable[[], dt.datetime]
 class Priority(enum.IntEnum):
     """Who is waiting for a request: lower values are served first."""
 
-    INTERACTIVE = 0
+    SHARED = 0
+    """Many members wait on this one request (a random-image batch that feeds the pool)."""
+    INTERACTIVE = 1
     """A member is waiting for the answer."""
-    BACKGROUND = 1
+    BACKGROUND = 2
     """Prefetching: takes a slot only when no interactive request is waiting."""
 
 
+SHARED = Priority.SHARED
 INTERACTIVE = Priority.INTERACTIVE
 BACKGROUND = Priority.BACKGROUND
 
@@ -336,9 +340,7 @@ class Pacer:
         now = self._clock()
         if self._blocked_until is not None and self._blocked_until > now:
             return self._blocked_until - now
-        ahead = len(self._queues[INTERACTIVE])
-        if priority is BACKGROUND:
-            ahead += len(self._queues[BACKGROUND])
+        ahead = sum(len(q) for p, q in self._queues.items() if p <= priority)
         return max(0.0, self._next_start() - now) + ahead * self.spacing
 
     def state(self) -> PacerState:
@@ -359,8 +361,9 @@ class Pacer:
     ) -> None:
         """Wait until a request may start; raise :class:`Blocked` if sending is blocked.
 
-        Waiters are served first come, first served within a priority, and every interactive
-        waiter goes before any background one. Cancelling the wait gives up the place in line.
+        Waiters are served first come, first served within a priority, and every waiter of a
+        higher priority (SHARED, then INTERACTIVE) goes before any of a lower one. Cancelling
+        the wait gives up the place in line.
         """
         self._raise_if_blocked(endpoint)
         ticket = _Ticket(priority)
