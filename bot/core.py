@@ -122,6 +122,7 @@ class NekosBot(commands.AutoShardedBot):
             self.nekos,
             interactive_priority=Priority.INTERACTIVE,
             background_priority=Priority.BACKGROUND,
+            estimator=self.nekos.pacer,
         )
         lookups = self.lookups
         self.catalog = Catalog(

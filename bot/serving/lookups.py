@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from bot.nekos.errors import NotFound
+from bot.nekos.errors import NotFound, RateLimited
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
 
 from .caching import Clock, Coalescer, TTLCache
-from .protocols import LookupSource
+from .protocols import LookupSource, WaitEstimator
 
 __all__ = ["CachedLookups", "LookupMetrics", "LookupSettings"]
 
@@ -56,6 +56,9 @@ class LookupSettings:
     page_size: int = 25
     max_list_pages: int = 40
     """A full list stops after this many pages, whatever the server says (a runaway guard)."""
+    shed_after: float | None = 30.0
+    """A member's lookup that would wait longer than this for the API is answered "busy, try
+    again in N s" at once instead of queueing (``None``: never). Cached answers are never shed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,8 @@ class LookupMetrics:
     coalesced: int
     upstream_calls: int
     not_found: int
+    shed: int = 0
+    """Member lookups answered "busy" instead of queueing (see ``LookupSettings.shed_after``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class _Counters:
     misses: int = 0
     upstream_calls: int = 0
     not_found: int = 0
+    shed: int = 0
 
 
 class _CachedKind(Generic[K, V]):
@@ -155,10 +161,12 @@ class CachedLookups:
         interactive_priority: Any,
         background_priority: Any,
         settings: LookupSettings | None = None,
+        estimator: WaitEstimator | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
     ) -> None:
         self._source = source
+        self._estimator = estimator
         self._interactive = interactive_priority
         self._background = background_priority
         self._settings = s = settings or LookupSettings()
@@ -166,28 +174,33 @@ class CachedLookups:
         self._counters = _Counters()
         c = self._counters
         self._images: _CachedKind[str, Image] = _CachedKind(
-            s, s.image_ttl, clock, c, self._load_image, self._image_lifetime
+            s, s.image_ttl, clock, c, self._admitted(self._load_image), self._image_lifetime
         )
         self._artists: _CachedKind[str, Artist] = _CachedKind(
-            s, s.artist_ttl, clock, c, self._load_artist
+            s, s.artist_ttl, clock, c, self._admitted(self._load_artist)
         )
         self._artist_pages: _CachedKind[tuple[str, int, int], Page[Image]] = _CachedKind(
-            s, s.artist_images_ttl, clock, c, self._load_artist_images, self._page_lifetime
+            s,
+            s.artist_images_ttl,
+            clock,
+            c,
+            self._admitted(self._load_artist_images),
+            self._page_lifetime,
         )
         self._characters: _CachedKind[str, Character] = _CachedKind(
-            s, s.character_ttl, clock, c, self._load_character
+            s, s.character_ttl, clock, c, self._admitted(self._load_character)
         )
         self._category_list: _CachedKind[str, tuple[Category, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._load_category_list
+            s, s.list_ttl, clock, c, self._admitted(self._load_category_list)
         )
         self._artist_list: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._load_artist_list
+            s, s.list_ttl, clock, c, self._admitted(self._load_artist_list)
         )
         self._character_list: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._load_character_list
+            s, s.list_ttl, clock, c, self._admitted(self._load_character_list)
         )
         self._stats: _CachedKind[str, Stats] = _CachedKind(
-            s, s.stats_ttl, clock, c, self._load_stats
+            s, s.stats_ttl, clock, c, self._admitted(self._load_stats)
         )
         self._kinds: tuple[_CachedKind[Any, Any], ...] = (
             self._images,
@@ -248,6 +261,7 @@ class CachedLookups:
             coalesced=sum(kind.coalescer.joins for kind in self._kinds),
             upstream_calls=c.upstream_calls,
             not_found=c.not_found,
+            shed=c.shed,
         )
 
     def clear(self) -> None:
@@ -256,6 +270,20 @@ class CachedLookups:
             kind.clear()
 
     # ------------------------------------------------------------------ loading
+
+    def _admitted(self, load: Callable[[K, Any], Awaitable[V]]) -> Callable[[K, Any], Awaitable[V]]:
+        """``load``, refusing an interactive call the pacer could not start for a long while."""
+
+        async def admitted(key: K, priority: Any) -> V:
+            shed_after = self._settings.shed_after
+            if priority == self._interactive and self._estimator is not None and shed_after:
+                wait = self._estimator.estimated_wait()
+                if wait > shed_after:
+                    self._counters.shed += 1
+                    raise RateLimited("the bot's queue for the Nekos API is long", retry_after=wait)
+            return await load(key, priority)
+
+        return admitted
 
     def _priority(self, background: bool) -> Any:
         return self._background if background else self._interactive
