@@ -75,6 +75,7 @@ from bot.serving import (
     ServeResult,
     ServeStatus,
 )
+from bot.serving.assembly import make_lookups, make_pool
 from bot.serving.pool import ImageServer
 from bot.serving.protocols import LookupSource, RandomImageSource
 from tests.fakes.dataset import generate_dataset
@@ -543,18 +544,9 @@ async def open_stack(
             pacer = limits.pacer()
             api = NekosClient(fake.base_url, session=session, pacer=pacer)
             if variant == POOLED:
-                lookups = CachedLookups(
-                    api,
-                    interactive_priority=Priority.INTERACTIVE,
-                    background_priority=Priority.BACKGROUND,
-                )
-                pool = ImagePool(
-                    api,
-                    interactive_priority=Priority.INTERACTIVE,
-                    background_priority=Priority.BACKGROUND,
-                    settings=pool_settings or PoolSettings(),
-                    estimator=pacer,
-                )
+                # Wired exactly as the bot wires them (bot/serving/assembly.py).
+                lookups = make_lookups(api)
+                pool = make_pool(api, pool_settings or PoolSettings())
                 server, lookup_layer = pool, lookups
             else:
                 server, lookup_layer = PassThroughPool(api, pacer), PassThroughLookups(api)

@@ -21,9 +21,9 @@ from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
 from .nekos import NekosClient, NekosError, Unauthorized
 from .nekos.models import Rating
-from .nekos.pacing import Priority
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
+from .serving.assembly import make_lookups, make_pool
 from .store import SettingsStore, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
@@ -106,24 +106,16 @@ class NekosBot(commands.AutoShardedBot):
         await self.store.open()
 
         max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
-        self.pool = ImagePool(
+        self.pool = make_pool(
             self.nekos,
-            interactive_priority=Priority.SHARED,  # one batch feeds many members
-            background_priority=Priority.BACKGROUND,
-            settings=PoolSettings(
+            PoolSettings(
                 expiry_margin=settings.pool_expiry_margin,
                 repeat_window=settings.no_repeat_window,
                 max_attempts=settings.rare_request_attempts,
                 upstream_expiry=max_expiry if settings.image_delivery == "link" else None,
             ),
-            estimator=self.nekos.pacer,
         )
-        self.lookups = CachedLookups(
-            self.nekos,
-            interactive_priority=Priority.INTERACTIVE,
-            background_priority=Priority.BACKGROUND,
-            estimator=self.nekos.pacer,
-        )
+        self.lookups = make_lookups(self.nekos)
         lookups = self.lookups
         self.catalog = Catalog(
             CatalogSource(

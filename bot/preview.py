@@ -18,9 +18,9 @@ from .config import Settings
 from .gating import RefusalCounter
 from .nekos import NekosClient, NekosError
 from .nekos.models import Artist, Character, Rating
-from .nekos.pacing import Priority
 from .replies import Replies, Reply, error_reply
-from .serving import CachedLookups, ImagePool, PoolSettings
+from .serving import CachedLookups, PoolSettings
+from .serving.assembly import make_lookups, make_pool
 
 __all__ = ["PreviewOptions", "render_preview"]
 
@@ -96,17 +96,10 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
             settings.nekos_api_base_url, token, session=session, timeout=settings.api_timeout
         )
         async with client:
-            lookups = CachedLookups(
+            lookups = make_lookups(client)
+            pool = make_pool(
                 client,
-                interactive_priority=Priority.INTERACTIVE,
-                background_priority=Priority.BACKGROUND,
-            )
-            pool = ImagePool(
-                client,
-                interactive_priority=Priority.SHARED,  # one batch feeds many members
-                background_priority=Priority.BACKGROUND,
-                settings=PoolSettings(max_attempts=settings.rare_request_attempts),
-                estimator=client.pacer,
+                PoolSettings(max_attempts=settings.rare_request_attempts),
                 rng=random.Random(0),  # a preview is reproducible
             )
             catalog = Catalog(CatalogSource(lookups.category_list, _nothing, _nothing))  # type: ignore[arg-type]
