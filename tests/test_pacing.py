@@ -105,6 +105,16 @@ async def test_a_shared_batch_goes_before_single_member_lookups(clock: FakeClock
     assert pacer.estimated_wait(SHARED) <= pacer.estimated_wait(INTERACTIVE)
 
 
+async def test_shared_batches_and_lookups_alternate_while_both_wait(clock: FakeClock) -> None:
+    pacer = make_pacer(clock, interval=1.0, margin=0.1)
+    await pacer.acquire(SHARED)
+    order = [SHARED, SHARED, SHARED, INTERACTIVE, INTERACTIVE]
+    granted = await run_acquirers(pacer, clock, order)
+
+    # After a shared slot a waiting lookup goes next; shared goes first otherwise.
+    assert [index for index, _ in granted] == [3, 0, 4, 1, 2]
+
+
 async def test_background_takes_a_slot_when_no_interactive_request_waits(
     clock: FakeClock,
 ) -> None:

@@ -261,6 +261,7 @@ class Pacer:
         self._wall_clock = wall_clock
         self._queues: dict[Priority, deque[_Ticket]] = {p: deque() for p in Priority}
         self._last_start: float | None = None
+        self._last_priority: Priority | None = None
         self._hold_until = -math.inf
         self._blocked_until: float | None = None
         self._blocked_by_server = False
@@ -362,8 +363,9 @@ class Pacer:
         """Wait until a request may start; raise :class:`Blocked` if sending is blocked.
 
         Waiters are served first come, first served within a priority, and every waiter of a
-        higher priority (SHARED, then INTERACTIVE) goes before any of a lower one. Cancelling
-        the wait gives up the place in line.
+        higher priority (SHARED, then INTERACTIVE) goes before any of a lower one, except that
+        SHARED and INTERACTIVE alternate while both wait. Cancelling the wait gives up the place
+        in line.
         """
         self._raise_if_blocked(endpoint)
         ticket = _Ticket(priority)
@@ -383,6 +385,7 @@ class Pacer:
                     queue.popleft()
                     granted = True
                     self._last_start = now
+                    self._last_priority = priority
                     self._started += 1
                     return
                 # Re-check after sleeping: a 429 may have moved the next start further away.
@@ -393,6 +396,10 @@ class Pacer:
             self._wake_head()
 
     def _head(self) -> _Ticket | None:
+        shared, interactive = self._queues[SHARED], self._queues[INTERACTIVE]
+        if shared and interactive and self._last_priority is SHARED:
+            # Shared batches never take two slots in a row while a member's lookup waits.
+            return interactive[0]
         for priority in Priority:
             queue = self._queues[priority]
             if queue:
