@@ -20,8 +20,6 @@ __all__ = ["Catalog", "CatalogSource", "CategoryCheck"]
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[], Awaitable[Sequence[object]]]
-
 
 @dataclass(frozen=True, slots=True)
 class CategoryCheck:
@@ -119,10 +117,11 @@ class Catalog:
         head, _, last = query.rpartition(",")
         index = self.category_index if max_rating > Rating.SFW else self._sfw_category_index
         typed = split_categories(head)
+        already = {t.casefold() for t in typed}
         prefix = ", ".join(typed)
         choices = []
         for name, value in index.match(last.strip()):
-            if name.casefold() in {t.casefold() for t in typed}:
+            if name.casefold() in already:
                 continue
             full = f"{prefix}, {value}" if prefix else value
             if len(full) <= 100:

@@ -41,7 +41,11 @@ class PreviewOptions:
     max_rating: str = "sfw"
 
 
-async def _nothing() -> tuple[Artist, ...] | tuple[Character, ...]:
+async def _no_artists() -> tuple[Artist, ...]:
+    return ()
+
+
+async def _no_characters() -> tuple[Character, ...]:
     return ()
 
 
@@ -102,7 +106,8 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 PoolSettings(max_attempts=settings.rare_request_attempts),
                 rng=random.Random(0),  # a preview is reproducible
             )
-            catalog = Catalog(CatalogSource(lookups.category_list, _nothing, _nothing))  # type: ignore[arg-type]
+            # Artists and characters are found by API search here, not from a loaded catalogue.
+            catalog = Catalog(CatalogSource(lookups.category_list, _no_artists, _no_characters))
             replies = Replies(
                 pool=pool,
                 lookups=lookups,

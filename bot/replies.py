@@ -7,6 +7,7 @@ Reply as Discord JSON. Every image passes the gating check here, whoever asked.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import uuid
@@ -19,7 +20,7 @@ import discord
 
 from . import embeds as render
 from .catalog import Catalog
-from .gating import RefusalCounter, RefusalReason, category_visible, effective_max, may_show
+from .gating import RefusalCounter, RefusalReason, effective_max, may_show
 from .nekos.client import NekosClient
 from .nekos.errors import (
     BadRequest,
@@ -33,7 +34,7 @@ from .nekos.errors import (
 from .nekos.models import Artist, Image, Rating
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
-from .text import plain_text, plural
+from .text import plain_text
 from .views import (
     AnotherButton,
     CategoryPageButton,
@@ -64,8 +65,6 @@ class Reply:
     """The buttons this answers can no longer work: disable them on their message."""
 
     def discord_files(self) -> list[discord.File]:
-        import io
-
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
 
     def payload(self) -> dict[str, Any]:
@@ -401,9 +400,7 @@ class Replies:
             self.catalog.set_categories(await self.lookups.category_list())
         wanted = search.strip().casefold()
         listed = [
-            c
-            for c in self.catalog.visible_categories(channel_max)
-            if category_visible(c, channel_max) and wanted in c.name.casefold()
+            c for c in self.catalog.visible_categories(channel_max) if wanted in c.name.casefold()
         ]
         if not listed:
             return notice(f"No category matches `{plain_text(search, 50)}`.")
@@ -432,7 +429,3 @@ class Replies:
         if self._about is None:
             return notice("Bot details aren't available here.")
         return Reply(embeds=[render.about_embed(await self._about())])
-
-    @staticmethod
-    def count_text(n: int) -> str:
-        return plural(n, "image")
