@@ -232,7 +232,7 @@ class NekosBot(commands.AutoShardedBot):
             await asyncio.gather(self._heartbeat, return_exceptions=True)
             if self.settings.health_file is not None:
                 write_heartbeat(self.settings.health_file, connected=False)
-        for name in ("catalog", "pool"):
+        for name in ("catalog", "pool", "lookups"):
             if hasattr(self, name):
                 await getattr(self, name).stop()
         await super().close()

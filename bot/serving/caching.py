@@ -115,6 +115,12 @@ class Coalescer(Generic[K, V]):
         """Whether a call for ``key`` is running now."""
         return key in self._flights
 
+    def cancel(self, key: K) -> None:
+        """Cancel the call in flight for ``key``, if any (its callers get ``CancelledError``)."""
+        task = self._flights.get(key)
+        if task is not None:
+            task.cancel()
+
     async def run(self, key: K, factory: Callable[[], Coroutine[Any, Any, V]]) -> V:
         """Await the call in flight for ``key``, or start ``factory()`` as that call."""
         task = self._flights.get(key)

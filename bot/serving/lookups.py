@@ -4,17 +4,24 @@ Every lookup is answered from a short-lived cache when it can be; otherwise conc
 asking the same thing share one upstream call. Interactive callers never wait behind a
 background call (the pacer may hold it back while members wait): they start their own, which
 later background callers then share.
+
+The full artist and character lists (loaded for autocomplete anyway) double as profiles: a
+``/character`` list entry carries every field of ``/character/{id}`` but the image count, and an
+``/artist`` entry everything the artist card shows. So a member's character or artist lookup is
+answered from the list at no upstream cost; the character's full record (with its image count)
+is then fetched at background priority, i.e. only with capacity nobody is waiting for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from bot.nekos.errors import NotFound, RateLimited
+from bot.nekos.errors import NekosError, NotFound, RateLimited
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
 
 from .caching import Clock, Coalescer, TTLCache
@@ -40,10 +47,12 @@ T_Item = TypeVar("T_Item", bound=_HasId)
 class LookupSettings:
     """Lifetimes (seconds) and bounds of :class:`CachedLookups`."""
 
-    image_ttl: float = 300.0
-    artist_ttl: float = 600.0
-    character_ttl: float = 600.0
-    artist_images_ttl: float = 300.0
+    image_ttl: float = 1800.0
+    """Also bounded by the image's signed URL (``url_margin`` before it expires)."""
+    artist_ttl: float = 3600.0
+    character_ttl: float = 3600.0
+    artist_images_ttl: float = 1800.0
+    """A gallery page; bounded by its images' signed URLs like ``image_ttl``."""
     list_ttl: float = 900.0
     """The full category, artist and character lists."""
     stats_ttl: float = 300.0
@@ -72,6 +81,8 @@ class LookupMetrics:
     not_found: int
     shed: int = 0
     """Member lookups answered "busy" instead of queueing (see ``LookupSettings.shed_after``)."""
+    listed: int = 0
+    """Character and artist lookups answered from the full lists, at no upstream cost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,7 @@ class _Counters:
     upstream_calls: int = 0
     not_found: int = 0
     shed: int = 0
+    listed: int = 0
 
 
 class _CachedKind(Generic[K, V]):
@@ -112,6 +124,15 @@ class _CachedKind(Generic[K, V]):
         self._counters = counters
         self._load = load
         self._lifetime = lifetime
+
+    def cached(self, key: K) -> V | None:
+        """The live cached value for ``key`` (a remembered 404 counts as none)."""
+        cached = self._cache.get(key)
+        return None if isinstance(cached, _Absent) else cached
+
+    def put(self, key: K, value: V) -> None:
+        """Cache ``value`` as if it had just been loaded."""
+        self._cache.set(key, value, None if self._lifetime is None else self._lifetime(value))
 
     async def get(self, key: K, priority: Any, *, background: bool) -> V:
         cached = self._cache.get(key)
@@ -140,7 +161,7 @@ class _CachedKind(Generic[K, V]):
             self._counters.not_found += 1
             self._cache.set(key, _Absent(exc.message, exc.endpoint), self._settings.not_found_ttl)
             raise
-        self._cache.set(key, value, None if self._lifetime is None else self._lifetime(value))
+        self.put(key, value)
         return value
 
     def clear(self) -> None:
@@ -212,6 +233,9 @@ class CachedLookups:
             self._character_list,
             self._stats,
         )
+        self._listed_artists: dict[str, Artist] = {}
+        self._listed_characters: dict[str, Character] = {}
+        self._fills: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------ public lookups
 
@@ -220,7 +244,12 @@ class CachedLookups:
         return await self._images.get(image_id, self._priority(background), background=background)
 
     async def artist(self, artist_id: str, *, background: bool = False) -> Artist:
-        """One artist by id."""
+        """One artist by id; from the artist list when it holds them (no image count then)."""
+        if self._artists.cached(artist_id) is None and (
+            listed := self._listed_artists.get(artist_id.lower())
+        ):
+            self._counters.listed += 1
+            return listed
         return await self._artists.get(artist_id, self._priority(background), background=background)
 
     async def artist_images(
@@ -231,7 +260,17 @@ class CachedLookups:
         return await self._artist_pages.get(key, self._priority(background), background=background)
 
     async def character(self, character_id: str, *, background: bool = False) -> Character:
-        """One character by id."""
+        """One character by id.
+
+        From the character list when it holds them and the full record is not cached: that
+        entry lacks only the image count, which a background call then fetches for next time.
+        """
+        if self._characters.cached(character_id) is None and (
+            listed := self._listed_characters.get(character_id.lower())
+        ):
+            self._counters.listed += 1
+            self._fill_character(character_id)
+            return listed
         priority = self._priority(background)
         return await self._characters.get(character_id, priority, background=background)
 
@@ -252,6 +291,23 @@ class CachedLookups:
         """The API's ``/stats``."""
         return await self._stats.get("", self._priority(background), background=background)
 
+    def prime(
+        self,
+        *,
+        categories: Sequence[Category] | None = None,
+        artists: Sequence[Artist] | None = None,
+        characters: Sequence[Character] | None = None,
+    ) -> None:
+        """Adopt full lists loaded elsewhere (e.g. by another process), as if loaded here."""
+        if categories is not None:
+            self._category_list.put("", tuple(categories))
+        if artists is not None:
+            self._artist_list.put("", tuple(artists))
+            self._listed_artists = {a.id.lower(): a for a in artists if a.name}
+        if characters is not None:
+            self._character_list.put("", tuple(characters))
+            self._listed_characters = {c.id.lower(): c for c in characters}
+
     def metrics(self) -> LookupMetrics:
         """Counters since start-up."""
         c = self._counters
@@ -262,12 +318,40 @@ class CachedLookups:
             upstream_calls=c.upstream_calls,
             not_found=c.not_found,
             shed=c.shed,
+            listed=c.listed,
         )
 
     def clear(self) -> None:
         """Forget every cached value (calls in flight still complete)."""
         for kind in self._kinds:
             kind.clear()
+        self._listed_artists.clear()
+        self._listed_characters.clear()
+
+    async def stop(self) -> None:
+        """Cancel the background fills still waiting for spare capacity."""
+        fills = list(self._fills.items())
+        for character_id, task in fills:
+            self._characters.coalescer.cancel((character_id, True))
+            task.cancel()
+        await asyncio.gather(*(task for _, task in fills), return_exceptions=True)
+        self._fills.clear()
+
+    def _fill_character(self, character_id: str) -> None:
+        """Fetch the full record at background priority, once at a time per character."""
+        if character_id in self._fills:
+            return
+
+        async def fill() -> None:
+            try:
+                await self._characters.get(character_id, self._background, background=True)
+            except NekosError as exc:
+                # Nobody waits for this; the list entry keeps serving meanwhile.
+                log.debug("Background fetch of character %s failed: %s", character_id, exc)
+            finally:
+                self._fills.pop(character_id, None)
+
+        self._fills[character_id] = asyncio.create_task(fill(), name="character-fill")
 
     # ------------------------------------------------------------------ loading
 
@@ -315,10 +399,14 @@ class CachedLookups:
         return await self._all_pages(self._source.categories, priority, "/category")
 
     async def _load_artist_list(self, _: str, priority: Any) -> tuple[Artist, ...]:
-        return await self._all_pages(self._source.artists, priority, "/artist")
+        artists = await self._all_pages(self._source.artists, priority, "/artist")
+        self.prime(artists=artists)
+        return artists
 
     async def _load_character_list(self, _: str, priority: Any) -> tuple[Character, ...]:
-        return await self._all_pages(self._source.characters, priority, "/character")
+        characters = await self._all_pages(self._source.characters, priority, "/character")
+        self.prime(characters=characters)
+        return characters
 
     async def _all_pages(
         self,
