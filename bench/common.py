@@ -311,6 +311,9 @@ class PassThroughPool:
         self._partial = 0
         self._nothing_matched = 0
 
+    def peek_image(self, image_id: str) -> Image | None:
+        return None  # no pool: every /neko image is an upstream call
+
     async def take(self, request: ImageRequest) -> ServeResult:
         """Serve ``request`` with one upstream call; upstream errors propagate."""
         self._requests += 1
@@ -546,6 +549,10 @@ async def open_stack(
             if variant == POOLED:
                 # Wired exactly as the bot wires them (bot/serving/assembly.py).
                 lookups = make_lookups(api)
+                # The bot's lookups load these lists themselves at start-up (for autocomplete).
+                lookups.prime(
+                    categories=lists.categories, artists=lists.artists, characters=lists.characters
+                )
                 pool = make_pool(api, pool_settings or PoolSettings())
                 server, lookup_layer = pool, lookups
             else:
@@ -573,6 +580,8 @@ async def open_stack(
             yield stack
         finally:
             await server.stop()
+            if lookups is not None:
+                await lookups.stop()
 
 
 # ---------------------------------------------------------------------- commands and the clock
@@ -816,17 +825,22 @@ def figure(bench: str, variant: str, fields: Mapping[str, object]) -> str:
 
 
 class RssSampler:
-    """Samples this process's resident set size in the background and keeps the peak (MiB)."""
+    """Samples a process's resident set size in the background and keeps the peak (MiB).
 
-    def __init__(self, interval: float = 0.2) -> None:
-        self._process = psutil.Process()
+    ``pid`` defaults to this process; a process that has gone leaves the peak as it was.
+    """
+
+    def __init__(self, pid: int | None = None, interval: float = 0.2) -> None:
+        self._process = psutil.Process(pid)
+        self._own = pid is None
         self._interval = interval
         self._task: asyncio.Task[None] | None = None
         self.start_mib = 0.0
         self.peak_mib = 0.0
 
     def _sample(self) -> None:
-        self.peak_mib = max(self.peak_mib, self._process.memory_info().rss / 2**20)
+        with contextlib.suppress(psutil.Error):
+            self.peak_mib = max(self.peak_mib, self._process.memory_info().rss / 2**20)
 
     async def _run(self) -> None:
         while True:
@@ -834,8 +848,10 @@ class RssSampler:
             await asyncio.sleep(self._interval)
 
     async def __aenter__(self) -> RssSampler:
-        gc.collect()
-        self.start_mib = self.peak_mib = self._process.memory_info().rss / 2**20
+        if self._own:
+            gc.collect()
+        self._sample()
+        self.start_mib = self.peak_mib
         self._task = asyncio.create_task(self._run(), name="rss-sampler")
         return self
 

@@ -222,9 +222,16 @@ def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
 
 
 def gallery_page_embed(
-    artist: Artist, image: Image, page: int, pages: int, *, image_url: str | None = None
+    artist: Artist,
+    image: Image,
+    page: int,
+    pages: int,
+    *,
+    image_url: str | None = None,
+    more: bool = False,
 ) -> discord.Embed:
-    """An artist gallery page: the image credited to ``artist``, "Page x of y" (1-based)."""
+    """An artist gallery page: the image credited to ``artist``, "Page x of y" (1-based);
+    "of y+" when ``more`` images may follow those fetched so far."""
     embed = image_embed(image, image_url=image_url)
     credit = _artist_credit(artist)
     if credit is not None:
@@ -232,12 +239,15 @@ def gallery_page_embed(
     pages = max(1, pages)
     page = min(max(1, page), pages)
     footer = embed.footer.text or ""
-    embed.set_footer(text=_footer((f"Page {page} of {pages}", footer)))
+    embed.set_footer(text=_footer((f"Page {page} of {pages}{'+' if more else ''}", footer)))
     return embed
 
 
-def artist_embed(artist: Artist, *, shown_images: int | None = None) -> discord.Embed:
-    """An artist's card: name linked to their page, image count, id in the footer."""
+def artist_embed(
+    artist: Artist, *, shown_images: int | None = None, more: bool = False
+) -> discord.Embed:
+    """An artist's card: name linked to their page, image count, id in the footer
+    ("showing N+ images" when ``more`` may follow)."""
     embed = discord.Embed(
         title=safe_text(artist.name, TITLE_LIMIT) or "Unknown artist",
         url=http_url(artist.url),
@@ -249,7 +259,11 @@ def artist_embed(artist: Artist, *, shown_images: int | None = None) -> discord.
     if link is not None:
         # The profile link shown in full, so people see where it goes before clicking.
         embed.description = trim(f"<{link}>", DESCRIPTION_LIMIT)
-    shown = f"showing {plural(shown_images, 'image')}" if shown_images is not None else None
+    shown = None
+    if shown_images is not None:
+        shown = f"showing {plural(shown_images, 'image')}"
+        if more:
+            shown = f"showing {shown_images}+ images"
     embed.set_footer(text=_footer((f"Artist {plain_text(artist.id, 100)}", shown)))
     return embed
 

@@ -281,16 +281,23 @@ class Replies:
         return str(page.items[0].id) if page.items else None
 
     async def _gallery(
-        self, artist_id: str, max_rating: Rating
-    ) -> tuple[list[Image], Artist | None]:
-        """The artist's images this channel may see, and the artist as the images describe them.
+        self, artist_id: str, max_rating: Rating, want: int
+    ) -> tuple[list[Image], Artist | None, bool]:
+        """The artist's images this channel may see, at least ``want`` of them when there are;
+        the artist as the images describe them; and whether more may exist beyond those fetched.
 
-        The live API embeds the artist (name, link) in every image, which saves the separate
-        ``/artist/{id}`` call for a cold artist; the reference shape gives only the id.
+        Upstream pages of 25 are fetched only as far as a member has paged (most never page
+        past the first 25, so the second page usually costs nothing). The live API embeds the
+        artist (name, link) in every image, which saves the separate ``/artist/{id}`` call for
+        a cold artist; the reference shape gives only the id.
         """
         shown: list[Image] = []
         described: Artist | None = None
+        more = False
         for offset in range(0, GALLERY_LIMIT, 25):
+            if len(shown) >= want:
+                more = True
+                break
             try:
                 page = await self.lookups.artist_images(artist_id, 25, offset)
             except NotFound:
@@ -303,7 +310,7 @@ class Replies:
             shown.extend(i for i in page.items if self.allows(i, max_rating))
             if len(page.items) < 25:
                 break
-        return shown, described
+        return shown, described, more
 
     async def artist(self, *, user_id: int, channel_max: Rating, name: str, page: int = 1) -> Reply:
         try:
@@ -319,7 +326,7 @@ class Replies:
     async def artist_page(
         self, *, user_id: int, channel_max: Rating, artist_id: str, page: int
     ) -> Reply:
-        images, artist = await self._gallery(artist_id, channel_max)
+        images, artist, more = await self._gallery(artist_id, channel_max, max(1, page))
         if artist is None:
             try:
                 artist = await self.lookups.artist(artist_id)
@@ -329,7 +336,9 @@ class Replies:
                 return gone
         # Only what this channel may see is counted: the total would reveal what was filtered.
         card = render.artist_embed(
-            dataclasses.replace(artist, image_count=None), shown_images=len(images)
+            dataclasses.replace(artist, image_count=None),
+            shown_images=len(images),
+            more=more,
         )
         view = discord.ui.View(timeout=None)
         if not images:
@@ -340,12 +349,12 @@ class Replies:
         pages = len(images)
         page = max(1, min(page, pages))
         image = images[page - 1]
-        gallery = render.gallery_page_embed(artist, image, page, pages)
-        if pages > 1:
+        gallery = render.gallery_page_embed(artist, image, page, pages, more=more)
+        if pages > 1 or more:
             for item in pager_items(
                 lambda p, d, off: GalleryPageButton(user_id, artist_id, p, d, disabled=off),
                 page,
-                pages,
+                pages + 1 if more else pages,
             ):
                 view.add_item(item)
         if (link := render.http_url(artist.url)) is not None:
@@ -380,8 +389,9 @@ class Replies:
                 "That isn't an image id. Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f` "
                 "(the last part of an image's footer)."
             )
+        image_id = image_id.strip().lower()
         try:
-            image = await self.lookups.image(image_id.strip().lower())
+            image = self.pool.peek_image(image_id) or await self.lookups.image(image_id)
         except NotFound:
             return notice("There's no image with that id. Check it and try again.")
         if not self.allows(image, channel_max):

@@ -162,6 +162,64 @@ async def test_estimated_wait_and_queue_length_count_who_is_ahead(clock: FakeClo
     assert pacer.queue_length == 0
 
 
+def held_pacer(clock: FakeClock) -> Pacer:
+    """A pacer whose waiters never wake on their own (time moves only by ``clock.advance``)."""
+
+    async def forever(delay: float) -> None:
+        await asyncio.Event().wait()
+
+    return Pacer(clock=clock, sleep=forever, wall_clock=clock.wall, interval=1.0, margin=0.1)
+
+
+async def grant(pacer: Pacer, clock: FakeClock, priorities: list[Priority]) -> None:
+    for priority in priorities:
+        await pacer.acquire(priority)
+        clock.advance(1.1)
+
+
+async def queue(pacer: Pacer, priorities: list[Priority]) -> list[asyncio.Task[None]]:
+    tasks = [asyncio.create_task(pacer.acquire(p)) for p in priorities]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    return tasks
+
+
+async def cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_lookup_estimate_counts_the_batches_that_will_take_alternate_slots(
+    clock: FakeClock,
+) -> None:
+    busy, idle = held_pacer(clock), held_pacer(clock)
+    # A pool that keeps fetching: shared and interactive grants alternate.
+    await grant(busy, clock, [SHARED, INTERACTIVE] * 5)
+    await grant(idle, clock, [INTERACTIVE] * 10)
+    await busy.acquire(SHARED)
+    await idle.acquire(INTERACTIVE)
+
+    tasks = await queue(busy, [INTERACTIVE] * 4) + await queue(idle, [INTERACTIVE] * 4)
+
+    # Four lookups ahead: four slots, plus four batches expected between them when the pool
+    # has been taking every other slot (no batch is queued at this instant).
+    assert busy.estimated_wait(INTERACTIVE) == pytest.approx(1.1 + 8 * 1.1)
+    assert idle.estimated_wait(INTERACTIVE) == pytest.approx(1.1 + 4 * 1.1)
+    # A batch alternates with the lookups: it waits for one of them (a batch went last).
+    assert busy.estimated_wait(SHARED) == pytest.approx(1.1 + 1 * 1.1)
+    await cancel(tasks)
+
+
+async def test_a_queued_batch_counts_once_even_without_recent_batches(clock: FakeClock) -> None:
+    pacer = held_pacer(clock)
+    await pacer.acquire(INTERACTIVE)
+    tasks = await queue(pacer, [SHARED, INTERACTIVE, INTERACTIVE])
+
+    assert pacer.estimated_wait(INTERACTIVE) == pytest.approx(1.1 + 3 * 1.1)
+    await cancel(tasks)
+
+
 async def test_retry_after_from_a_strike_holds_every_caller(clock: FakeClock) -> None:
     pacer = make_pacer(clock, interval=1.0, margin=0.1)
     await pacer.acquire()

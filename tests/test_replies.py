@@ -137,6 +137,7 @@ async def _stack(options: StackOptions) -> AsyncIterator[Stack]:
                     served,
                 )
                 await pool.stop()
+                await lookups.stop()
 
 
 @pytest.fixture
@@ -432,6 +433,17 @@ async def test_attach_delivery_uploads_the_file(stack: Stack) -> None:
     assert discord_file.filename == name
 
 
+async def test_image_by_id_of_a_pooled_image_costs_no_upstream_call(stack: Stack) -> None:
+    first = await random_reply(stack, channel_max=Rating.SFW)
+    image_id = footer_ids(first)[0]
+    before = len(stack.fake.requests)
+
+    reply = await stack.replies.image(image_id=image_id.upper(), channel_max=Rating.SFW)
+
+    assert footer_ids(reply) == [image_id]
+    assert stack.fake.requests[before:] == []
+
+
 @pytest.mark.parametrize("stack", [StackOptions(delivery="attach")], indirect=True, ids=["attach"])
 async def test_attach_delivery_links_what_is_over_the_upload_limit(stack: Stack) -> None:
     row = _first(stack.dataset, rating="sfw")
@@ -513,6 +525,54 @@ async def test_a_cold_artist_costs_no_separate_artist_call(stack: Stack) -> None
     assert paths, "the gallery must come from the API"
     assert all(p.endswith("/images") for p in paths), paths
     assert (reply.embeds[0].title or "").replace("\\", "") == name
+
+
+def _artist_with_two_full_pages(dataset: Dataset, channel_max: Rating) -> tuple[str, list[str]]:
+    """An artist whose first 25 images include allowed ones and who has over 25 more."""
+    for artist in dataset.artists:
+        rows = dataset.images_by_artist(artist.id)
+        if len(rows) > GALLERY_LIMIT and len(allowed_rows(dataset, rows[:25], channel_max)) > 2:
+            allowed = allowed_rows(dataset, rows[:GALLERY_LIMIT], channel_max)
+            return artist.id, [r.id for r in allowed]
+    raise LookupError("no artist with two full pages")
+
+
+def _gallery_calls(stack: Stack, since: int) -> list[str]:
+    return [r.query for r in stack.fake.requests[since:] if r.path.endswith("/images")]
+
+
+async def test_the_gallery_fetches_its_second_page_only_when_a_member_pages_past_the_first(
+    stack: Stack,
+) -> None:
+    artist_id, expected = _artist_with_two_full_pages(stack.dataset, Rating.SFW)
+    in_first = len(
+        allowed_rows(stack.dataset, stack.dataset.images_by_artist(artist_id)[:25], Rating.SFW)
+    )
+    before = len(stack.fake.requests)
+
+    first = await stack.replies.artist_page(
+        user_id=USER, channel_max=Rating.SFW, artist_id=artist_id, page=1
+    )
+    assert len(_gallery_calls(stack, before)) == 1
+    footer = first.embeds[1].footer.text or ""
+    assert f"Page 1 of {in_first}+" in footer
+    assert f"showing {in_first}+ images" in (first.embeds[0].footer.text or "")
+
+    # The last page of the first 25: Next must stay open, the page after it is unknown yet.
+    last = await stack.replies.artist_page(
+        user_id=USER, channel_max=Rating.SFW, artist_id=artist_id, page=in_first
+    )
+    assert len(_gallery_calls(stack, before)) == 1
+    assert _pager(last)["n"] == (in_first + 1, False)
+
+    past = await stack.replies.artist_page(
+        user_id=USER, channel_max=Rating.SFW, artist_id=artist_id, page=in_first + 1
+    )
+    assert len(_gallery_calls(stack, before)) == 2
+    assert _gallery_page(past) == (in_first + 1, len(expected), expected[in_first])
+    # GALLERY_LIMIT reached: the count is final.
+    assert f"of {len(expected)}+" not in (past.embeds[1].footer.text or "")
+    assert f"showing {len(expected)} images" in (past.embeds[0].footer.text or "")
 
 
 async def test_artist_page_past_the_end_shows_the_last_page(stack: Stack) -> None:

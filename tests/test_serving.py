@@ -270,6 +270,20 @@ async def test_image_leaves_the_pool_a_margin_before_its_url_expires() -> None:
     assert pool.metrics().expired == 1
 
 
+async def test_peek_image_finds_a_pooled_image_while_its_url_is_fresh_without_using_it() -> None:
+    clock = FakeClock()
+    wanted = make_image(image_id="seen", expires=EPOCH + 3600)
+    source = FakeRandomSource(lambda cats, n: [wanted, make_image()])
+    pool = make_pool(source, clock, expiry_margin=600, max_uses=5)
+    await pool.take(req(guild=1))
+
+    assert pool.peek_image("seen") is wanted
+    assert pool.peek_image("never-pooled") is None
+    assert pool.stock() == 2  # peeking reserves nothing
+    clock.now = EPOCH + 3000
+    assert pool.peek_image("seen") is None
+
+
 async def test_image_already_inside_the_margin_on_arrival_is_never_pooled() -> None:
     clock = FakeClock()
     source = FakeRandomSource(lambda cats, n: [make_image(expires=EPOCH + 300)])
@@ -537,6 +551,28 @@ async def test_request_settles_for_partial_when_attempts_bring_too_few() -> None
     assert len(result.images) == 3
     assert result.upstream_calls == 3
     assert pool.metrics().partial == 1
+
+
+@pytest.mark.parametrize("partial_when_busy", [True, False])
+async def test_a_request_with_some_images_stops_trying_while_other_sets_wait(
+    partial_when_busy: bool,
+) -> None:
+    source = FakeRandomSource(lambda cats, n: [make_image(cats)])
+    source.gate = asyncio.Event()
+    pool = make_pool(source, partial_when_busy=partial_when_busy)
+    greedy = asyncio.create_task(pool.take(req(guild=1, categories=["rare"], count=5)))
+    await wait_for_calls(source, 1)
+    other = asyncio.create_task(pool.take(req(guild=2, channel=20, categories=["other"])))
+    await settle()
+    source.gate.set()
+    result, _ = await asyncio.gather(greedy, other)
+
+    assert result.status is ServeStatus.PARTIAL
+    if partial_when_busy:
+        # One image after its first call, while "other" waited: it settles for that.
+        assert (len(result.images), result.upstream_calls) == (1, 1)
+    else:
+        assert (len(result.images), result.upstream_calls) == (3, 3)
 
 
 async def test_losing_images_to_other_guilds_does_not_use_up_attempts() -> None:
@@ -1076,3 +1112,21 @@ async def test_interactive_lookup_does_not_wait_behind_a_background_call() -> No
     assert [c[2] for c in source.calls] == [BACKGROUND, INTERACTIVE]
     lookups.clear()
     background.cancel()
+
+
+async def test_cancelling_a_flight_cancels_it_for_every_caller() -> None:
+    coalescer: Coalescer[str, int] = Coalescer()
+    gate = asyncio.Event()
+
+    async def slow() -> int:
+        await gate.wait()
+        return 1
+
+    callers = [asyncio.create_task(coalescer.run("k", slow)) for _ in range(2)]
+    await settle()
+    coalescer.cancel("k")
+    coalescer.cancel("missing")  # nothing in flight: no error
+    results = await asyncio.gather(*callers, return_exceptions=True)
+
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert not coalescer.in_flight("k")

@@ -59,6 +59,8 @@ DEFAULT_MAX_STRIKES = 3
 """Rate-limit hits allowed per window before the pacer stops sending (the server bans at 10)."""
 DEFAULT_STRIKE_WINDOW = 3600.0
 """The rolling window, in seconds, over which rate-limit hits are counted (the server's hour)."""
+RECENT_GRANTS = 20
+"""How many recent grants the wait estimate looks at to predict shared batches."""
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds, like :func:`time.monotonic`."""
@@ -262,6 +264,7 @@ class Pacer:
         self._queues: dict[Priority, deque[_Ticket]] = {p: deque() for p in Priority}
         self._last_start: float | None = None
         self._last_priority: Priority | None = None
+        self._recent_grants: deque[Priority] = deque(maxlen=RECENT_GRANTS)
         self._hold_until = -math.inf
         self._blocked_until: float | None = None
         self._blocked_by_server = False
@@ -341,7 +344,19 @@ class Pacer:
         now = self._clock()
         if self._blocked_until is not None and self._blocked_until > now:
             return self._blocked_until - now
-        ahead = sum(len(q) for p, q in self._queues.items() if p <= priority)
+        shared, interactive = len(self._queues[SHARED]), len(self._queues[INTERACTIVE])
+        if priority is SHARED:
+            after_shared = self._last_priority is SHARED and interactive > 0
+            ahead = shared + min(interactive, shared + (1 if after_shared else 0))
+        elif priority is INTERACTIVE:
+            # Shared batches take alternate slots while lookups wait (see ``_head``): expect
+            # as many as recent grants suggest, at most one per lookup ahead plus one.
+            recent = self._recent_grants
+            share = min(0.5, sum(p is SHARED for p in recent) / len(recent)) if recent else 0.0
+            expected = round(interactive * share / (1 - share))
+            ahead = interactive + min(interactive + 1, max(shared, expected))
+        else:
+            ahead = sum(len(q) for q in self._queues.values())
         return max(0.0, self._next_start() - now) + ahead * self.spacing
 
     def state(self) -> PacerState:
@@ -386,6 +401,7 @@ class Pacer:
                     granted = True
                     self._last_start = now
                     self._last_priority = priority
+                    self._recent_grants.append(priority)
                     self._started += 1
                     return
                 # Re-check after sleeping: a 429 may have moved the next start further away.

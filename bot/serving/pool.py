@@ -142,6 +142,9 @@ class PoolSettings:
     """Requests one pooled image may serve (other guilds' first; 1 disables reuse)."""
     max_attempts: int = 3
     """Upstream attempts per request before it settles for what it has."""
+    partial_when_busy: bool = True
+    """A request that has some of its images after an attempt settles for them (PARTIAL) when
+    other category sets are waiting for upstream: its further attempts would delay them."""
     max_concurrent_fetches: int = 1
     """The pool's own upstream calls in flight for waiting members."""
     upstream_expiry: int | None = None
@@ -210,6 +213,10 @@ class ImageServer(Protocol):
 
     def should_defer(self, request: ImageRequest) -> bool:
         """Whether serving ``request`` will likely take long enough that the reply should defer."""
+        ...
+
+    def peek_image(self, image_id: str) -> Image | None:
+        """The image with this id if the pool holds it (its URL still fresh), else ``None``."""
         ...
 
     def metrics(self) -> PoolMetrics:
@@ -391,14 +398,24 @@ class ImagePool:
         """
         now = self._clock()
         self._purge(now)
-        in_stock = self._pick(request, request.count, now, self._entries.values(), reserve=False)
-        if len(in_stock) >= request.count:
+        if self._in_stock(request, now):
             return False
         wait = self._estimator.estimated_wait() if self._estimator is not None else 0.0
         key = request.categories
         queued = sum(1 for k in self._waiting_keys if k not in self._in_flight and k != key)
         wait += queued * self._settings.slot_seconds
         return wait > self._settings.defer_after
+
+    def peek_image(self, image_id: str) -> Image | None:
+        """The pooled image with this id while its URL is fresh; using it costs no stock.
+
+        Lets ``/neko image`` answer an image a member has just seen (its id is in the footer)
+        without an upstream call.
+        """
+        entry = self._entries.get(image_id)
+        if entry is None or entry.deadline <= self._clock():
+            return None
+        return entry.image
 
     def metrics(self) -> PoolMetrics:
         """Counters since start-up, plus the pool's size, waiting requests and hot sets."""
@@ -527,6 +544,32 @@ class ImagePool:
             for e in self._entries.values()
             if e.uses < limit and e.deadline > now and key <= e.names
         )
+
+    def _in_stock(self, request: ImageRequest, now: float) -> bool:
+        """Whether ``take`` would serve ``request`` from stock now.
+
+        The same filter as :meth:`_pick`, without its ranking: any ``count`` usable images will
+        do, so the scan stops at the last one it needs instead of visiting the whole pool.
+        """
+        wanted = request.count
+        history = self._history.get(request.channel_key)
+        shown: dict[str, None] | tuple[()] = history if history is not None else ()
+        max_uses = self._settings.max_uses
+        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        for e in self._entries.values():
+            image = e.image
+            if (
+                e.uses < max_uses
+                and e.deadline > now
+                and image.rating <= max_rating
+                and categories <= e.names
+                and image.id not in shown
+                and accept(image)
+            ):
+                wanted -= 1
+                if wanted <= 0:
+                    return True
+        return False
 
     def _pick(
         self,
@@ -734,9 +777,15 @@ class ImagePool:
             # may show, or the request got images from it. Losing out to others does not count.
             if barren[waiter] or len(waiter.images) > before[waiter]:
                 waiter.attempts += 1
-            if waiter.attempts >= self._settings.max_attempts:
+            if waiter.attempts >= self._settings.max_attempts or (
+                waiter.attempts and waiter.images and self._others_waiting(key)
+            ):
                 self._settle(waiter)
         return batch
+
+    def _others_waiting(self, key: CategoryKey) -> bool:
+        """Whether requests for other category sets wait on upstream (busy-partial rule)."""
+        return self._settings.partial_when_busy and any(k != key for k in self._waiting_keys)
 
     def _batch_entries(self, batch: list[str]) -> list[_Entry]:
         return [self._entries[i] for i in batch if i in self._entries]
