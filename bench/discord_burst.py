@@ -38,112 +38,41 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import signal
 import statistics
-import sys
-import tempfile
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from tests.fakes.dataset import Dataset, ImageRow, generate_dataset
-from tests.fakes.discord_emulator import (
-    ChannelRecord,
-    ChannelType,
-    DiscordEmulator,
-    InteractionRecord,
-    UserRecord,
-)
+from tests.fakes.dataset import Dataset, generate_dataset
+from tests.fakes.discord_emulator import DiscordEmulator, InteractionRecord
 from tests.fakes.nekos_api import FakeNekosAPI
 
-from .naive_bot import READY_LINE as NAIVE_READY_LINE
+from .discord_harness import (
+    DISCORD_TOKEN,
+    NAIVE_BOT,
+    PROJECT_BOT,
+    RANDOM_PATH,
+    AnswerCheck,
+    BotUnderTest,
+    Kind,
+    Seat,
+    Startup,
+    build_world,
+    classify,
+    final_message,
+    percentile,
+    rule_problems,
+    running_bot,
+)
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-# Three base64url parts, as bot/config.py's check wants; the emulator accepts exactly this one.
-DISCORD_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAy.QmVuY2g.discord-burst-benchmark-token"
-# Every variable bot/config.py reads: the runner's own environment must not override the file.
-SETTING_NAMES = (
-    "DISCORD_TOKEN",
-    "DISCORD_API_BASE_URL",
-    "NEKOS_API_BASE_URL",
-    "NEKOS_API_TOKEN",
-    "DATABASE_URL",
-    "HEALTH_FILE",
-    "LOG_LEVEL",
-    "IMAGE_DELIVERY",
-    "NEKOS_API_TIMEOUT",
-    "POOL_EXPIRY_MARGIN",
-    "NO_REPEAT_WINDOW",
-    "RARE_REQUEST_ATTEMPTS",
-    "COOLDOWN_USES",
-    "COOLDOWN_SECONDS",
-)
 GUILDS = 10
 CATEGORY_COUNT = 5
 BURST_SPREAD = 1.0
 """Seconds over which the burst's commands arrive (evenly spaced)."""
-QUIET_PERIOD = 2.0
-"""Start-up traffic has settled after this long without a new upstream request."""
-SETTLE_LIMIT = 40.0
-CONNECT_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 MEMBER_COMMANDS = 5
 """Commands per member in one burst: the bot's default cooldown (5 uses per 10 s) allows this."""
-RANDOM_PATH = "/api/image/random"
-
-Kind = Literal["image", "nothing", "error", "missing"]
-
-
-@dataclass(frozen=True, slots=True)
-class BotUnderTest:
-    """How to start one of the compared bots and how to tell it is connected."""
-
-    label: str
-    module: str
-    ready_line: str
-    settings: Callable[[DiscordEmulator, FakeNekosAPI, Path], dict[str, str]]
-
-
-def project_settings(emu: DiscordEmulator, api: FakeNekosAPI, tmp: Path) -> dict[str, str]:
-    """The project bot's ``.env``: both fakes, a scratch store and heartbeat, defaults otherwise."""
-    return {
-        "DISCORD_TOKEN": DISCORD_TOKEN,
-        "DISCORD_API_BASE_URL": emu.api_base,
-        "NEKOS_API_BASE_URL": api.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
-        "HEALTH_FILE": str(tmp / "heartbeat"),
-        "LOG_LEVEL": "INFO",
-    }
-
-
-def naive_settings(emu: DiscordEmulator, api: FakeNekosAPI, tmp: Path) -> dict[str, str]:
-    """The naive bot's ``.env``."""
-    return {
-        "DISCORD_TOKEN": DISCORD_TOKEN,
-        "DISCORD_API_BASE_URL": emu.api_base,
-        "NEKOS_API_BASE_URL": api.base_url,
-    }
-
-
-PROJECT_BOT = BotUnderTest("bot", "bot", "Connected as", project_settings)
-NAIVE_BOT = BotUnderTest("naive", "bench.naive_bot", NAIVE_READY_LINE, naive_settings)
-
-
-@dataclass(frozen=True, slots=True)
-class Startup:
-    """From spawn to connected, and to the end of the start-up upstream traffic."""
-
-    ready_s: float
-    settled_s: float
-    upstream: int
-    count_429: int
 
 
 @dataclass(slots=True)
@@ -192,40 +121,7 @@ class BurstFigures:
         )
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (``fraction`` in 0-1) of ``values``; ``nan`` when empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
 # --------------------------------------------------------------------------- the world
-
-
-@dataclass(frozen=True, slots=True)
-class Seat:
-    """Where one command comes from: a member in a guild's text channel."""
-
-    member: UserRecord
-    channel: ChannelRecord
-
-
-def build_world(emu: DiscordEmulator, guilds: int, members_per_guild: int) -> list[list[Seat]]:
-    """``guilds`` guilds, one text channel each, ``members_per_guild`` members in each."""
-    seats = []
-    for number in range(guilds):
-        owner = emu.add_user(f"owner{number}")
-        guild = emu.add_guild(f"Guild {number}", owner)
-        channel = emu.add_channel(guild, ChannelType.GUILD_TEXT, "general")
-        row = []
-        for index in range(members_per_guild):
-            member = emu.add_user(f"member{number}-{index}")
-            emu.add_member(guild, member)
-            row.append(Seat(member, channel))
-        seats.append(row)
-    return seats
 
 
 def popular_categories(data: Dataset, count: int) -> list[str]:
@@ -255,134 +151,7 @@ def burst_plan(
     return plan
 
 
-# --------------------------------------------------------------------------- the subprocess
-
-
-@contextlib.asynccontextmanager
-async def spawned(
-    module: str, env_file: Path, log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m <module> --env-file <file>``; SIGTERMed (killed if it lingers) on exit."""
-    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    environment["PYTHONUNBUFFERED"] = "1"
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            "--env-file",
-            str(env_file),
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                log.warning("%s did not stop on SIGTERM; killing it", module)
-                process.kill()
-                await process.wait()
-
-
-def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    text = _read(path)
-    return "\n".join(text.splitlines()[-lines:])
-
-
-async def wait_connected(
-    bot: BotUnderTest, process: asyncio.subprocess.Process, log_path: Path
-) -> None:
-    """Wait until the bot logged its ready line (it has every guild); fail with its output."""
-    deadline = time.monotonic() + CONNECT_TIMEOUT
-    while bot.ready_line not in await asyncio.to_thread(_read, log_path):
-        if process.returncode is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{bot.label} never connected; its output:\n{_tail(log_path)}")
-        await asyncio.sleep(0.05)
-
-
-async def wait_settled(api: FakeNekosAPI) -> float | None:
-    """Wait until no upstream request arrived for :data:`QUIET_PERIOD`; the last one's arrival."""
-    deadline = time.monotonic() + SETTLE_LIMIT
-    seen = len(api.requests)
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < QUIET_PERIOD and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        if len(api.requests) != seen:
-            seen = len(api.requests)
-            quiet_since = time.monotonic()
-    return api.requests[-1].time if api.requests else None
-
-
 # --------------------------------------------------------------------------- measuring
-
-
-def _final_message(rec: InteractionRecord) -> tuple[float, dict[str, Any]] | None:
-    """Emulator seconds to the message the member finally sees, and that message; None if none yet.
-
-    A message response is final at once; after a deferral the first follow-up is (Discord turns
-    it into the placeholder's content, or it is the ephemeral answer after a filled placeholder).
-    """
-    if not rec.responses or not rec.responses[0].accepted:
-        return None
-    first = rec.responses[0]
-    if first.type == 4:
-        return first.elapsed, dict(first.data)
-    if first.type == 5 and rec.followups:
-        message = rec.followups[0]
-        at = message.created_at
-        if message is rec.original and message.edited_at is not None:
-            at = message.edited_at
-        return at - rec.created_at, message.snapshot()
-    return None
-
-
-class AnswerCheck:
-    """Tells which shown images break the request: wrong category, or above sfw."""
-
-    def __init__(self, data: Dataset) -> None:
-        self._by_file = {image.file_name: image for image in data.images}
-        self._names = {category.id: category.name for category in data.categories}
-
-    def shown(self, message: dict[str, Any]) -> list[ImageRow]:
-        """The dataset images a message's embeds show (their URLs point at the fake's storage)."""
-        rows = []
-        for embed in message.get("embeds") or []:
-            url = (embed.get("image") or {}).get("url")
-            row = self._by_file.get(PurePosixPath(urlsplit(str(url)).path).name) if url else None
-            if row is not None:
-                rows.append(row)
-        return rows
-
-    def wrong(self, message: dict[str, Any], category: str) -> int:
-        """How many shown images lack ``category`` or are rated above sfw."""
-        return sum(
-            1
-            for row in self.shown(message)
-            if row.nsfw != "sfw" or category not in {self._names[c] for c in row.category_ids}
-        )
-
-
-def classify(data: dict[str, Any]) -> Kind:
-    """An image answer, a "nothing matched" one, or anything else (an error)."""
-    embeds = data.get("embeds") or []
-    if data.get("attachments") or any((e.get("image") or {}).get("url") for e in embeds):
-        return "image"
-    text = " ".join(
-        [str(data.get("content") or "")]
-        + [f"{e.get('title') or ''} {e.get('description') or ''}" for e in embeds]
-    )
-    return "nothing" if "nothing matched" in text.lower() else "error"
 
 
 async def run_burst(
@@ -417,7 +186,7 @@ async def run_burst(
         for outcome, rec, (_, _, category) in zip(outcomes, records, plan, strict=True):
             if rec is None or outcome.final_s is not None:
                 continue
-            final = _final_message(rec)
+            final = final_message(rec)
             if final is not None:
                 outcome.final_s, message = final
                 outcome.kind = classify(message)
@@ -451,50 +220,28 @@ async def measure(
     """Start ``bot`` on a fresh world and a fresh fake, run one burst, stop it."""
     members = max(1, math.ceil(commands / (GUILDS * MEMBER_COMMANDS)))
     categories = popular_categories(data, CATEGORY_COUNT)
-    with tempfile.TemporaryDirectory(prefix=f"discord-burst-{bot.label}-") as scratch:
-        tmp = Path(scratch)
-        async with (
-            DiscordEmulator(token=DISCORD_TOKEN) as emu,
-            FakeNekosAPI(dataset=data) as api,
-        ):
-            seats = build_world(emu, GUILDS, members)
-            env_file = tmp / "bot.env"
-            settings = bot.settings(emu, api, tmp)
-            env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), "utf-8")
-            log_path = tmp / "bot.log"
-            spawned_at = time.monotonic()
-            async with spawned(bot.module, env_file, log_path) as process:
-                await wait_connected(bot, process, log_path)
-                ready_s = time.monotonic() - spawned_at
-                last_request = await wait_settled(api)
-                startup = Startup(
-                    ready_s=ready_s,
-                    settled_s=ready_s if last_request is None else last_request - spawned_at,
-                    upstream=len(api.api_requests),
-                    count_429=api.count_429,
-                )
-                plan = burst_plan(commands, seats, categories)
-                outcomes, upstream, count_429 = await run_burst(
-                    emu, api, plan, AnswerCheck(data), final_timeout
-                )
-            problems = list(emu.violations) + [
-                f"no-response: {rec.describe()} {rec.id}" for rec in emu.unanswered()
-            ]
-            if process.returncode != 0:
-                log.warning(
-                    "%s exited with %s:\n%s", bot.label, process.returncode, _tail(log_path)
-                )
-            return BurstFigures(
-                commands=commands,
-                outcomes=outcomes,
-                upstream=upstream,
-                count_429=count_429,
-                blocked=bool(api.blocked_ips),
-                violations=len(problems),
-                startup=startup,
-                exit_code=process.returncode,
-                violation_texts=problems,
+    async with (
+        DiscordEmulator(token=DISCORD_TOKEN) as emu,
+        FakeNekosAPI(dataset=data) as api,
+    ):
+        seats = build_world(emu, GUILDS, members)
+        async with running_bot(bot, emu, api) as running:
+            plan = burst_plan(commands, seats, categories)
+            outcomes, upstream, count_429 = await run_burst(
+                emu, api, plan, AnswerCheck(data), final_timeout
             )
+        problems = rule_problems(emu)
+        return BurstFigures(
+            commands=commands,
+            outcomes=outcomes,
+            upstream=upstream,
+            count_429=count_429,
+            blocked=bool(api.blocked_ips),
+            violations=len(problems),
+            startup=running.startup,
+            exit_code=running.exit_code,
+            violation_texts=problems,
+        )
 
 
 # --------------------------------------------------------------------------- reporting

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.nekos.models import Rating
 from bot.serving import PoolSettings
+from tests.fakes.dataset import Dataset
 
 from .common import (
     POOLED,
@@ -77,12 +78,37 @@ def _zipf_cum_weights(n: int) -> list[float]:
     return list(itertools.accumulate(1.0 / (rank + 1) for rank in range(n)))
 
 
-class Workload:
-    """Draws the next command of the mix (everything seeded, so runs are comparable)."""
+@dataclass(frozen=True, slots=True)
+class Draw:
+    """One drawn command: its kind, where it comes from and its options."""
+
+    kind: str
+    guild: Guild
+    channel: Channel
+    user: int
+    categories: str | None = None
+    count: int = 1
+    name: str = ""
+    """``artist`` / ``character``: the name asked for."""
+    image_id: str = ""
+    search: str = ""
+    """``category``: the search text ("" for the whole list)."""
+
+
+class CommandMix:
+    """Draws the mix's commands (everything seeded, so runs are comparable).
+
+    ``categories`` are the sfw category names, ``artists`` and ``characters`` the names in the
+    catalogue's order (the order is shuffled here with ``rng``, so popularity is independent of
+    it). The guilds are drawn first, then every :meth:`draw` takes the next command.
+    """
 
     def __init__(
         self,
-        stack: Stack,
+        dataset: Dataset,
+        categories: Sequence[str],
+        artists: Sequence[str],
+        characters: Sequence[str],
         guilds: int,
         rng: random.Random,
         kind_weights: Sequence[float] = KIND_WEIGHTS,
@@ -90,22 +116,19 @@ class Workload:
         self.rng = rng
         self.kind_weights = list(kind_weights)
         self.guilds = [self._guild(number) for number in range(guilds)]
-        dataset = stack.fake.dataset
         counts: Counter[str] = Counter()
         for image in dataset.images:
             for category_id in image.category_ids:
                 counts[dataset.category_by_id[category_id].name] += 1
-        sfw = [c.name for c in stack.lists.categories if not c.nsfw]
-        self.categories = sfw
-        self.category_weights = [float(counts[name]) for name in sfw]
-        artists = [a.name for a in stack.lists.artists if a.name]
-        characters = [c.name for c in stack.lists.characters]
+        self.categories = list(categories)
+        self.category_weights = [float(counts[name]) for name in self.categories]
+        artist_names, character_names = list(artists), list(characters)
         image_ids = [image.id for image in dataset.images]
-        for names in (artists, characters, image_ids):
+        for names in (artist_names, character_names, image_ids):
             rng.shuffle(names)  # popularity independent of list order
-        self.artists, self.characters, self.image_ids = artists, characters, image_ids
-        self._artist_weights = _zipf_cum_weights(len(artists))
-        self._character_weights = _zipf_cum_weights(len(characters))
+        self.artists, self.characters, self.image_ids = artist_names, character_names, image_ids
+        self._artist_weights = _zipf_cum_weights(len(artist_names))
+        self._character_weights = _zipf_cum_weights(len(character_names))
         self._image_weights = _zipf_cum_weights(len(image_ids))
 
     def _guild(self, number: int) -> Guild:
@@ -142,10 +165,8 @@ class Workload:
             return self.rng.randint(2, 4)
         return self.rng.randint(5, 10)
 
-    def next_command(
-        self, commands: Commands, arrived: float
-    ) -> Callable[[], Coroutine[Any, Any, Outcome]]:
-        """The next command, as a coroutine function run at its arrival."""
+    def draw(self) -> Draw:
+        """The next command of the mix."""
         rng = self.rng
         kind = rng.choices(KINDS, self.kind_weights)[0]
         guild = rng.choice(self.guilds)
@@ -153,32 +174,71 @@ class Workload:
         user = rng.choice(guild.members)
         if kind == "random":
             categories, count = self._categories(channel), self._count()
-            return lambda: commands.random(
-                guild_id=guild.id,
-                channel_id=channel.id,
-                user_id=user,
-                channel_max=channel.max_rating,
-                categories=categories,
-                count=count,
-                arrived=arrived,
-            )
+            return Draw(kind, guild, channel, user, categories=categories, count=count)
         if kind == "artist":
             name = rng.choices(self.artists, cum_weights=self._artist_weights)[0]
-            return lambda: commands.artist(
-                user_id=user, channel_max=channel.max_rating, name=name, arrived=arrived
-            )
+            return Draw(kind, guild, channel, user, name=name)
         if kind == "character":
             name = rng.choices(self.characters, cum_weights=self._character_weights)[0]
-            return lambda: commands.character(name=name, arrived=arrived)
+            return Draw(kind, guild, channel, user, name=name)
         if kind == "image":
             image_id = rng.choices(self.image_ids, cum_weights=self._image_weights)[0]
-            return lambda: commands.image(
-                image_id=image_id, channel_max=channel.max_rating, arrived=arrived
-            )
+            return Draw(kind, guild, channel, user, image_id=image_id)
         if kind == "category":
-            search = rng.choice(CATEGORY_SEARCHES)
+            return Draw(kind, guild, channel, user, search=rng.choice(CATEGORY_SEARCHES))
+        return Draw(kind, guild, channel, user)
+
+
+class Workload(CommandMix):
+    """The mix over a :class:`Stack`'s catalogue, as coroutines for its :class:`Commands`."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        guilds: int,
+        rng: random.Random,
+        kind_weights: Sequence[float] = KIND_WEIGHTS,
+    ) -> None:
+        lists = stack.lists
+        super().__init__(
+            stack.fake.dataset,
+            [c.name for c in lists.categories if not c.nsfw],
+            [a.name for a in lists.artists if a.name],
+            [c.name for c in lists.characters],
+            guilds,
+            rng,
+            kind_weights,
+        )
+
+    def next_command(
+        self, commands: Commands, arrived: float
+    ) -> Callable[[], Coroutine[Any, Any, Outcome]]:
+        """The next command, as a coroutine function run at its arrival."""
+        draw = self.draw()
+        channel_max = draw.channel.max_rating
+        if draw.kind == "random":
+            return lambda: commands.random(
+                guild_id=draw.guild.id,
+                channel_id=draw.channel.id,
+                user_id=draw.user,
+                channel_max=channel_max,
+                categories=draw.categories,
+                count=draw.count,
+                arrived=arrived,
+            )
+        if draw.kind == "artist":
+            return lambda: commands.artist(
+                user_id=draw.user, channel_max=channel_max, name=draw.name, arrived=arrived
+            )
+        if draw.kind == "character":
+            return lambda: commands.character(name=draw.name, arrived=arrived)
+        if draw.kind == "image":
+            return lambda: commands.image(
+                image_id=draw.image_id, channel_max=channel_max, arrived=arrived
+            )
+        if draw.kind == "category":
             return lambda: commands.category(
-                user_id=user, channel_max=channel.max_rating, search=search, arrived=arrived
+                user_id=draw.user, channel_max=channel_max, search=draw.search, arrived=arrived
             )
         return lambda: commands.stats(arrived=arrived)
 

@@ -64,7 +64,15 @@ def test_quick_cpu_run_prints_timings_and_profile(capsys: pytest.CaptureFixture[
 
 def test_run_all_plans_every_benchmark_with_existing_entry_points() -> None:
     modules = [module for module, _ in run_all.plan(quick=False)]
-    assert modules == ["bench.burst", "bench.sustained", "bench.mixed", "bench.cpu"]
+    assert modules == [
+        "bench.burst",
+        "bench.sustained",
+        "bench.mixed",
+        "bench.cpu",
+        "bench.discord_burst",
+        "bench.discord_sustained",
+        "bench.discord_mixed",
+    ]
     for module_name, argv in run_all.plan(quick=True):
         assert argv == ["--quick"]
         assert callable(importlib.import_module(module_name).main)

@@ -1,0 +1,386 @@
+"""Mixed through real sockets: :mod:`bench.mixed`'s command mix, sent to ``python -m bot`` as
+slash commands through the loopback Discord emulator.
+
+The workload is :class:`bench.mixed.CommandMix` with the same seed, so the same sequence as the
+in-process benchmark: Poisson arrivals (``--rate`` per second) from members of ``--guilds`` guilds
+with 1-3 text channels each (85% sfw-only, 10% allowing questionable, 5% nsfw); ``random`` 70%,
+``artist`` 10%, ``character`` 10%, and ``image`` / ``category`` / ``stats`` the rest. Before the
+clock starts, every channel that allows more than sfw is set up the real way: the emulator channel
+is age-restricted, and the guild's owner runs ``/neko-config channel channel:<it> level:<rating>``
+through the emulator (the naive bot has no such command, nor any rating filter).
+
+Each arrival is a ``/neko <kind>`` interaction with the options a member would type. After the
+arrivals stop, commands in flight get ``--drain`` seconds; any without a final message then count
+as unanswered (their wait is a lower bound, marked ``>=``).
+
+Figures per bot (one ``discord_mixed <bot>:`` line, a ``detail`` line):
+
+* ``commands_per_upstream_call``: commands answered (images, a card, or an honest "nothing
+  matched" / "unknown" notice, see :func:`bench.discord_harness.classify_answer`) divided by ALL
+  upstream requests the fake saw from the clock's start until every command had its final
+  message (at most ``--drain`` seconds after the last arrival);
+* ``answered`` / ``busy`` / ``errors`` / ``unanswered``: how the final messages read;
+* ``acked_within_3s``: first callback accepted by the emulator within 3 s (emulator clock);
+* ``p50_final`` / ``p99_final``: emulator seconds to the final message;
+* ``upstream_calls`` (``random_calls`` + ``other_calls``), ``429s``, ``blocked``, ``violations``
+  (Discord rules the emulator saw broken), ``peak_rss_mib`` (the bot subprocess), ``wrong``
+  (images shown above the channel's rating, or showing a known minor above sfw);
+* detail: per-kind p99, error reasons, the bench process's and the bot's CPU use over the window,
+  and how late arrivals were sent (``send_lag_p99``: the benchmark process keeping up).
+
+``--quick`` runs 3 s at 5/s over 10 guilds with the fake's limit scaled to 10 per second (the
+project bot gets a token whose ``api:ratelimit`` scope grants it, so its pacer follows): a smoke
+run, figures not comparable.
+
+    .venv/bin/python -m bench.discord_mixed [--quick] [--seconds 300] [--rate 10] [--guilds 100]
+        [--drain 30] [--seed 1] [--variants bot,naive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.nekos.models import Rating
+from tests.fakes.dataset import Dataset, generate_dataset
+from tests.fakes.discord_emulator import (
+    ChannelRecord,
+    ChannelType,
+    DiscordEmulator,
+    InteractionRecord,
+    UserRecord,
+)
+from tests.fakes.nekos_api import FakeNekosAPI
+
+from .common import (
+    QUICK_LIMITS,
+    Outcome,
+    RssSampler,
+    figure,
+    fmt_errors,
+    fmt_pct,
+    fmt_seconds,
+    summarize,
+)
+from .discord_harness import (
+    BOTS,
+    DISCORD_TOKEN,
+    PROJECT_BOT,
+    RANDOM_PATH,
+    AnswerCheck,
+    CpuMeter,
+    Final,
+    FinalWatcher,
+    classify_answer,
+    fake_rate_limit,
+    message_text,
+    percentile,
+    quick_settings,
+    rule_problems,
+    running_bot,
+)
+from .mixed import KINDS, CommandMix, Draw
+
+log = logging.getLogger(__name__)
+
+CONFIG_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MixLoad:
+    """How long, how fast and over how many guilds."""
+
+    seconds: float
+    rate: float
+    guilds: int
+    drain: float
+    quick: bool = False
+
+
+@dataclass(slots=True)
+class MixWorld:
+    """The emulator's side of :class:`CommandMix`'s guilds."""
+
+    channels: dict[int, ChannelRecord] = field(default_factory=dict)
+    members: dict[int, UserRecord] = field(default_factory=dict)
+    owners: dict[int, UserRecord] = field(default_factory=dict)
+    ratings: dict[int, Rating] = field(default_factory=dict)
+    """The workload channel id -> the rating it allows."""
+
+
+def build_mix_world(emu: DiscordEmulator, mix: CommandMix) -> MixWorld:
+    """One emulator guild per workload guild: its owner, its members, its text channels (the
+    ones allowing more than sfw age-restricted)."""
+    world = MixWorld()
+    for number, spec in enumerate(mix.guilds):
+        owner = emu.add_user(f"owner{number}")
+        guild = emu.add_guild(f"Guild {number}", owner)
+        world.owners[spec.id] = owner
+        for index, channel in enumerate(spec.channels):
+            world.channels[channel.id] = emu.add_channel(
+                guild,
+                ChannelType.GUILD_TEXT,
+                f"channel-{index}",
+                nsfw=channel.max_rating > Rating.SFW,
+            )
+            world.ratings[channel.id] = channel.max_rating
+        for member_id in spec.members:
+            member = emu.add_user(f"member{member_id}")
+            emu.add_member(guild, member)
+            world.members[member_id] = member
+    return world
+
+
+async def configure_channels(
+    emu: DiscordEmulator, mix: CommandMix, world: MixWorld, watcher: FinalWatcher
+) -> int:
+    """Each guild's owner allows its channels' ratings with ``/neko-config channel``; how many.
+
+    Raises when the bot does not confirm a change (the run would measure the wrong channels).
+    """
+    asks: list[tuple[ChannelRecord, Rating]] = [
+        (world.channels[channel.id], channel.max_rating)
+        for spec in mix.guilds
+        for channel in spec.channels
+        if channel.max_rating > Rating.SFW
+    ]
+    owners = {
+        world.channels[channel.id].id: world.owners[spec.id]
+        for spec in mix.guilds
+        for channel in spec.channels
+    }
+
+    async def configure(channel: ChannelRecord, rating: Rating) -> Final:
+        rec = await emu.slash(
+            owners[channel.id],
+            channel,
+            "neko-config",
+            subcommand="channel",
+            options={"channel": channel, "level": rating.label},
+        )
+        return await asyncio.wait_for(watcher.watch(rec), CONFIG_TIMEOUT)
+
+    finals = await asyncio.gather(*(configure(channel, rating) for channel, rating in asks))
+    for (channel, rating), final in zip(asks, finals, strict=True):
+        text = message_text(final.message)
+        if "saved" not in text and "already" not in text:
+            raise RuntimeError(f"/neko-config channel {channel.name} {rating.label}: {text!r}")
+    return len(asks)
+
+
+def slash_options(draw: Draw) -> tuple[str, dict[str, Any]]:
+    """The ``/neko`` subcommand and the options a member types for ``draw``."""
+    options: dict[str, Any] = {}
+    if draw.kind == "random":
+        if draw.categories:
+            options["categories"] = draw.categories
+        if draw.count != 1:
+            options["count"] = draw.count
+    elif draw.kind in ("artist", "character"):
+        options["name"] = draw.name
+    elif draw.kind == "image":
+        options["id"] = draw.image_id
+    elif draw.kind == "category" and draw.search:
+        options["search"] = draw.search
+    return draw.kind, options
+
+
+@dataclass(slots=True)
+class Sent:
+    """One command as sent and as the member lived it."""
+
+    draw: Draw
+    lag: float
+    """Seconds between its scheduled arrival and its dispatch (the benchmark keeping up)."""
+    rec: InteractionRecord
+    final: asyncio.Future[Final]
+
+
+async def run_variant(
+    label: str, load: MixLoad, data: Dataset, seed: int
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Run the mix against a fresh ``label`` bot; its figure fields and its detail fields."""
+    bot = BOTS[label]
+    rng = random.Random(seed)
+    mix = CommandMix(
+        data,
+        [c.name for c in data.categories if not c.nsfw],
+        [a.name for a in data.artists if a.name],
+        [c.name for c in data.characters],
+        load.guilds,
+        rng,
+    )
+    rate_limit = fake_rate_limit(load.quick)
+    async with (
+        DiscordEmulator(token=DISCORD_TOKEN) as emu,
+        FakeNekosAPI(data, rate_limit=rate_limit, seed=seed) as api,
+    ):
+        world = build_mix_world(emu, mix)
+        extra = quick_settings(bot, api, load.quick)
+        quiet = 1.0 if load.quick else 2.0
+        async with (
+            running_bot(bot, emu, api, extra_settings=extra, quiet=quiet) as running,
+            FinalWatcher(emu) as watcher,
+        ):
+            configured = 0
+            if bot is PROJECT_BOT:
+                configured = await configure_channels(emu, mix, world, watcher)
+            check = AnswerCheck(data)
+            sent: list[Sent] = []
+            senders: list[asyncio.Task[None]] = []
+            cpu = CpuMeter(running.process.pid)
+            loop = asyncio.get_running_loop()
+            async with RssSampler(running.process.pid) as rss:
+                rss_start = rss.peak_mib
+
+                async def send(draw: Draw, scheduled: float) -> None:
+                    subcommand, options = slash_options(draw)
+                    lag = loop.time() - scheduled
+                    rec = await emu.slash(
+                        world.members[draw.user],
+                        world.channels[draw.channel.id],
+                        "neko",
+                        subcommand=subcommand,
+                        options=options,
+                    )
+                    sent.append(Sent(draw, lag, rec, watcher.watch(rec)))
+
+                cpu.start()
+                first_request, first_429 = len(api.requests), api.count_429
+                begin = loop.time()
+                end = begin + load.seconds
+                arrival = begin + rng.expovariate(load.rate)
+                while arrival < end:
+                    await asyncio.sleep(max(0.0, arrival - loop.time()))
+                    senders.append(asyncio.create_task(send(mix.draw(), arrival)))
+                    arrival += rng.expovariate(load.rate)
+                await asyncio.gather(*senders)
+                futures = [s.final for s in sent]
+                if futures:
+                    await asyncio.wait(futures, timeout=load.drain)
+                finished = loop.time()
+                cpu.stop()
+            requests = [r for r in api.requests[first_request:] if begin <= r.time <= finished]
+            count_429 = api.count_429 - first_429
+        problems = rule_problems(emu)
+        blocked = bool(api.blocked_ips)
+
+    outcomes: list[Outcome] = []
+    answers: Counter[str] = Counter()
+    wrong = 0
+    for item in sent:
+        rec = item.rec
+        outcome = Outcome(item.draw.kind, rec.created_at)
+        response = rec.response
+        if response is not None:
+            outcome.acked = rec.created_at + response.elapsed
+        if item.final.done() and not item.final.cancelled():
+            final = item.final.result()
+            outcome.ready = rec.created_at + final.elapsed
+            kind, reason = classify_answer(final.message)
+            if kind == "busy":
+                outcome.error = "busy"
+            elif kind == "error":
+                outcome.error = reason
+            answers[reason if kind == "answered" else kind] += 1
+            wrong += check.beyond(final.message, item.draw.channel.max_rating)
+        outcomes.append(outcome)
+
+    summary = summarize(outcomes, now=finished)
+    calls = sum(1 for r in requests if r.path.startswith("/api"))
+    random_calls = sum(1 for r in requests if r.path == RANDOM_PATH)
+    busy = summary.errors.get("busy", 0)
+    fields: dict[str, object] = {
+        "commands_per_upstream_call": f"{summary.ok / calls:.1f}" if calls else "inf",
+        "commands": summary.commands,
+        "answered": summary.ok,
+        "busy": busy,
+        "errors": summary.answered - summary.ok - busy,
+        "unanswered": summary.commands - summary.answered,
+        "acked_within_3s": fmt_pct(summary.acked_within_3s),
+        "p50_final": fmt_seconds(summary.p50_final, summary.p50_is_lower_bound),
+        "p99_final": fmt_seconds(summary.p99_final, summary.p99_is_lower_bound),
+        "upstream_calls": calls,
+        "random_calls": random_calls,
+        "other_calls": calls - random_calls,
+        "429s": count_429,
+        "blocked": "yes" if blocked else "no",
+        "violations": len(problems),
+        "peak_rss_mib": f"{rss.peak_mib:.0f}",
+        "wrong": wrong,
+    }
+    detail: dict[str, object] = {}
+    for command in KINDS:
+        group = [o for o in outcomes if o.kind == command]
+        if group:
+            part = summarize(group, now=finished)
+            detail[f"{command}_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
+    detail["answers"] = fmt_errors(answers)
+    detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
+    detail["configured_channels"] = configured
+    detail["rss_at_start_mib"] = f"{rss_start:.0f}"
+    detail["bench_cpu"] = f"{100 * cpu.bench_share:.0f}%"
+    detail["bot_cpu"] = f"{100 * cpu.bot_share:.0f}%"
+    detail["send_lag_p99"] = f"{percentile([s.lag for s in sent], 0.99):.3f}s" if sent else "n/a"
+    detail["startup_settled"] = f"{running.startup.settled_s:.1f}s"
+    detail["startup_upstream"] = running.startup.upstream
+    detail["exit"] = running.exit_code
+    for problem in problems[:5]:
+        print(f"  violation: {problem}", flush=True)
+    return fields, detail
+
+
+async def run(load: MixLoad, seed: int, variants: Sequence[str]) -> None:
+    """Run the mix against each bot in turn and print their figure lines."""
+    data = generate_dataset()
+    limit = QUICK_LIMITS.describe() if load.quick else "upstream limit 1 per 1s"
+    print(
+        f"# discord_mixed: {load.seconds:g}s of Poisson arrivals at {load.rate:g}/s over "
+        f"{load.guilds} guilds through the Discord emulator, then {load.drain:g}s drain; "
+        f"{limit}, block after 10 strikes; seed {seed}",
+        flush=True,
+    )
+    for label in variants:
+        fields, detail = await run_variant(label, load, data, seed)
+        figure("discord_mixed", label, fields)
+        figure("discord_mixed", f"{label} detail", detail)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the mixed benchmark through the Discord emulator and print its figure lines."""
+    parser = argparse.ArgumentParser(prog="python -m bench.discord_mixed", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few-second smoke run")
+    parser.add_argument("--seconds", type=float, default=300.0, help="seconds of arrivals")
+    parser.add_argument("--rate", type=float, default=10.0, help="commands per second")
+    parser.add_argument("--guilds", type=int, default=100)
+    parser.add_argument(
+        "--drain", type=float, default=30.0, help="seconds commands in flight get at the end"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seeds the load and the fake")
+    parser.add_argument(
+        "--variants", default=",".join(BOTS), help=f"comma-separated, from {', '.join(BOTS)}"
+    )
+    args = parser.parse_args(argv)
+    variants = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in variants if name not in BOTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(BOTS)}")
+    load = (
+        MixLoad(seconds=3.0, rate=5.0, guilds=10, drain=5.0, quick=True)
+        if args.quick
+        else MixLoad(args.seconds, args.rate, args.guilds, args.drain)
+    )
+    if load.seconds <= 0 or load.rate <= 0 or load.guilds < 1:
+        parser.error("--seconds, --rate and --guilds must be positive")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(load, args.seed, variants))
+
+
+if __name__ == "__main__":
+    main()
