@@ -408,6 +408,22 @@ def _clone(embed: discord.Embed) -> discord.Embed:
     return discord.Embed.from_dict(copy.deepcopy(embed.to_dict()))
 
 
+def _within_limits(embed: discord.Embed) -> bool:
+    """Whether :func:`_clamp` would leave ``embed`` unchanged."""
+    return (
+        len(embed.title or "") <= TITLE_LIMIT
+        and len(embed.description or "") <= DESCRIPTION_LIMIT
+        and len(embed.fields) <= FIELD_COUNT_LIMIT
+        and all(
+            0 < len(f.name or "") <= FIELD_NAME_LIMIT
+            and 0 < len(f.value or "") <= FIELD_VALUE_LIMIT
+            for f in embed.fields
+        )
+        and len(embed.footer.text or "") <= FOOTER_LIMIT
+        and len(embed.author.name or "") <= AUTHOR_LIMIT
+    )
+
+
 def _clamp(embed: discord.Embed) -> None:
     """Enforce the per-embed limits in place (builders here already do; callers may not)."""
     if embed.title:
@@ -538,13 +554,18 @@ def _set_label(embed: discord.Embed, kind: str, text: str) -> None:
 
 
 def fit_message(embeds: list[discord.Embed]) -> list[discord.Embed]:
-    """Copies of at most 10 ``embeds``, each within its limits, all together ≤ 6000 characters.
+    """At most 10 ``embeds``, each within its limits, all together ≤ 6000 characters.
 
     Descriptions shrink first (the longest cut to a shared length), then field values likewise,
     then whole fields go from the last embed backwards, and only then footers, authors and
     titles. Images are never touched.
-    The input embeds are not modified.
+    The input embeds are not modified: when they already fit they are returned as they are,
+    otherwise copies are trimmed.
     """
+    fits = len(embeds) <= EMBEDS_PER_MESSAGE and all(map(_within_limits, embeds))
+    if fits and sum(embed_length(e) for e in embeds) <= TOTAL_LIMIT:
+        # The common case: nothing to trim, so no copies (each costs a deep copy).
+        return list(embeds)
     fitted = [_clone(embed) for embed in embeds[:EMBEDS_PER_MESSAGE]]
     for embed in fitted:
         _clamp(embed)

@@ -368,6 +368,13 @@ def test_fit_message_leaves_small_messages_unchanged() -> None:
     assert [e.to_dict() for e in fitted] == [e.to_dict() for e in embeds]
 
 
+def test_fit_message_fills_an_empty_field_from_elsewhere_even_in_a_short_message() -> None:
+    embed = discord.Embed(title="t").add_field(name="", value="")
+    fitted = fit_message([embed])
+    assert [(f.name, f.value) for f in fitted[0].fields] == [("…", "…")]
+    assert embed.fields[0].name == ""  # the input is untouched
+
+
 def test_fit_message_does_not_modify_its_input() -> None:
     characters = tuple(make_character("c" * 900 + str(i)) for i in range(3))
     embeds = [image_embed(make_image(characters=characters)) for _ in range(10)]
