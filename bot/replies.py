@@ -248,7 +248,7 @@ class Replies:
             what = ", ".join(sorted(request.categories)) or "any category"
             return notice(
                 f"Nothing matched right now ({what}, up to {request.max_rating.label}). "
-                "Images are sampled at random, so trying again in a moment may work; "
+                "Images are sampled at random, so trying again in a minute may work; "
                 "fewer categories help too."
             )
         embeds, files = await self._render_images(result.images, upload_limit)

@@ -575,6 +575,53 @@ async def test_a_request_with_some_images_stops_trying_while_other_sets_wait(
         assert (len(result.images), result.upstream_calls) == (3, 3)
 
 
+async def test_a_set_that_keeps_coming_back_empty_is_answered_at_once_for_a_while() -> None:
+    clock = FakeClock()
+    source = FakeRandomSource(lambda cats, n: [])
+    pool = make_pool(source, clock, barren_memory=60)
+    first = await pool.take(req(guild=1, categories=["rare"]))
+    assert (first.status, first.upstream_calls) == (ServeStatus.NOTHING_MATCHED, 3)
+
+    clock.advance(30)
+    again = await pool.take(req(guild=2, channel=20, categories=["rare"]))
+    assert (again.status, again.upstream_calls) == (ServeStatus.NOTHING_MATCHED, 0)
+    assert len(source.calls) == 3
+    # Other sets are not affected.
+    assert (await pool.take(req(guild=3, channel=30, categories=["other"]))).upstream_calls == 3
+
+    clock.advance(31)  # the first empty answers are over a minute old: try again
+    source.responder = echo_categories
+    later = await pool.take(req(guild=4, channel=40, categories=["rare"]))
+    assert (later.status, later.upstream_calls) == (ServeStatus.FULL, 1)
+
+
+async def test_recent_empty_answers_count_towards_a_new_requests_attempts() -> None:
+    clock = FakeClock()
+
+    def empty_a_while_later(cats: tuple[str, ...], n: int) -> list[Image]:
+        clock.advance(25)
+        return []
+
+    source = FakeRandomSource(empty_a_while_later)
+    pool = make_pool(source, clock, barren_memory=60)
+    await pool.take(req(guild=1, categories=["thin"]))  # empty at +25, +50, +75
+    clock.advance(10)  # +85: the answers at +50 and +75 are recent, the first is not
+
+    source.responder = lambda cats, n: []
+    result = await pool.take(req(guild=2, channel=20, categories=["thin"]))
+
+    assert (result.status, result.upstream_calls) == (ServeStatus.NOTHING_MATCHED, 1)
+
+
+async def test_barren_memory_zero_gives_every_request_its_own_attempts() -> None:
+    source = FakeRandomSource(lambda cats, n: [])
+    pool = make_pool(source, barren_memory=0)
+    await pool.take(req(guild=1, categories=["rare"]))
+    again = await pool.take(req(guild=2, channel=20, categories=["rare"]))
+    assert again.upstream_calls == 3
+    assert len(source.calls) == 6
+
+
 async def test_losing_images_to_other_guilds_does_not_use_up_attempts() -> None:
     source = FakeRandomSource(lambda cats, n: [make_image(cats)])
     source.gate = asyncio.Event()

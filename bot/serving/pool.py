@@ -19,6 +19,9 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
 * **Honesty** — a request stops after ``max_attempts`` calls that gave it its turn (nothing in
   the batch was acceptable to it, or it received images), and says FULL, PARTIAL or
   NOTHING_MATCHED. A 404 from ``/image/random`` is such an attempt, not proof of absence.
+  Calls for a set that came back empty within the last ``barren_memory`` seconds count as
+  attempts for every later request for that set too, so a set the API keeps answering with
+  nothing is answered "nothing matched" at once instead of costing three more slots.
 * **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
   background priority, only while no member waits on the pool or the pacer.
 
@@ -142,6 +145,9 @@ class PoolSettings:
     """Requests one pooled image may serve (other guilds' first; 1 disables reuse)."""
     max_attempts: int = 3
     """Upstream attempts per request before it settles for what it has."""
+    barren_memory: float = 60.0
+    """Seconds an upstream call for a category set that returned no image counts as an attempt
+    for every later request for that set (0: each request makes its own attempts)."""
     partial_when_busy: bool = True
     """A request that has some of its images after an attempt settles for them (PARTIAL) when
     other category sets are waiting for upstream: its further attempts would delay them."""
@@ -343,6 +349,7 @@ class ImagePool:
         self._in_flight: dict[CategoryKey, asyncio.Task[None]] = {}
         self._demand: dict[CategoryKey, _Demand] = {}
         self._prefetch_backoff: dict[CategoryKey, float] = {}
+        self._barren: dict[CategoryKey, deque[float]] = {}
         self._prefetch_task: asyncio.Task[None] | None = None
         self._seq = itertools.count(1)
         self._turn_counter = itertools.count(1)
@@ -370,6 +377,7 @@ class ImagePool:
 
         self._counters.pool_misses += 1
         key = request.categories
+        recent_barren = self._recent_barren(key, now)
         if key in self._waiting_keys or key in self._in_flight:
             self._counters.coalesced_waits += 1
         waiter = _Waiter(
@@ -379,7 +387,12 @@ class ImagePool:
             future=asyncio.get_running_loop().create_future(),
             images=images,
             reserved=reserved,
+            attempts=recent_barren,
         )
+        if waiter.attempts >= self._settings.max_attempts:
+            # The set's last calls all came back empty: answer with what stock had, now.
+            self._settle(waiter)
+            return waiter.future.result()
         self._queues.setdefault(waiter.audience, deque()).append(waiter)
         self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
         self._schedule()
@@ -742,6 +755,27 @@ class ImagePool:
         self._counters.upstream_images += len(page.items)
         return page.items, None
 
+    def _recent_barren(self, key: CategoryKey, now: float) -> int:
+        """Calls for ``key`` that returned nothing within the last ``barren_memory`` seconds."""
+        times = self._barren.get(key)
+        if times is None:
+            return 0
+        while times and times[0] <= now - self._settings.barren_memory:
+            times.popleft()
+        if not times:
+            del self._barren[key]
+        return len(times)
+
+    def _note_yield(self, key: CategoryKey, images: tuple[Image, ...], now: float) -> None:
+        """Remember an empty answer for ``key``; any image clears the memory."""
+        if images:
+            self._barren.pop(key, None)
+        elif self._settings.barren_memory > 0:
+            times = self._barren.setdefault(key, deque(maxlen=self._settings.max_attempts))
+            times.append(now)
+            if len(self._barren) > self._settings.max_demand_keys:
+                del self._barren[next(iter(self._barren))]
+
     def _waiters_for(self, key: CategoryKey) -> list[_Waiter]:
         return [w for queue in self._queues.values() for w in queue if w.key == key]
 
@@ -756,6 +790,8 @@ class ImagePool:
         """Pool a batch, deal it to waiting requests, and settle the ones out of attempts."""
         now = self._clock()
         self._purge(now)
+        if error is None:
+            self._note_yield(key, images, now)
         batch = self._add(images, now)
         own = self._waiters_for(key) if for_waiters else []
         barren: dict[_Waiter, bool] = {}
