@@ -199,6 +199,7 @@ class NekosBot(commands.AutoShardedBot):
 
     async def about_info(self) -> AboutInfo:
         health = self.nekos.health
+        pool = self.pool.metrics()
         return AboutInfo(
             bot_version=__version__,
             api_version=await self.fetch_api_version(),
@@ -209,6 +210,10 @@ class NekosBot(commands.AutoShardedBot):
             last_error=health.last_error,
             requests_sent=health.requests_sent,
             minor_safety_refusals=self.refusals.minor_safety,
+            pooled_images=pool.pool_size,
+            random_requests=pool.requests,
+            served_from_stock=pool.pool_hits,
+            busy_answers=self.lookups.metrics().shed,
         )
 
     # ------------------------------------------------------------------ events

@@ -368,6 +368,13 @@ class AboutInfo:
     last_error: str | None
     requests_sent: int
     minor_safety_refusals: int
+    pooled_images: int | None = None
+    """Images in the random pool now."""
+    random_requests: int = 0
+    served_from_stock: int = 0
+    """``/neko random`` requests answered from the pool without waiting for the API."""
+    busy_answers: int = 0
+    """Lookups answered "busy, try again" instead of queueing."""
 
 
 def about_embed(info: AboutInfo) -> discord.Embed:
@@ -382,6 +389,13 @@ def about_embed(info: AboutInfo) -> discord.Embed:
         queue += f", about {format_duration(info.estimated_wait)} wait"
     _add_field(embed, "Queue", queue)
     _add_field(embed, "API requests sent", _count(info.requests_sent))
+    if info.pooled_images is not None:
+        pool = plural(info.pooled_images, "image")
+        if info.random_requests:
+            share = 100 * info.served_from_stock / info.random_requests
+            pool += f", {share:.0f}% of random requests answered from it"
+        _add_field(embed, "Image pool", pool)
+    _add_field(embed, "Busy answers", _count(info.busy_answers))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
     _add_field(
         embed,

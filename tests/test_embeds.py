@@ -593,6 +593,14 @@ def test_about_embed_reports_health() -> None:
     assert fields["Queue"] == "3 requests, about 4s wait"
     assert fields["API version"] == "unknown"
     assert fields["Minor-safety refusals"] == "2"
+    assert "Image pool" not in fields  # unknown (e.g. a preview): not shown
+    assert fields["Busy answers"] == "0"
+    busy = about_embed(
+        replace(info, pooled_images=412, random_requests=200, served_from_stock=174, busy_answers=3)
+    )
+    busy_fields = {f.name: f.value for f in busy.fields}
+    assert busy_fields["Image pool"] == "412 images, 87% of random requests answered from it"
+    assert busy_fields["Busy answers"] == "3"
     assert "@everyone" not in (fields["Last API error"] or "")
     idle = about_embed(replace(info, queue_length=0, last_error=None))
     idle_fields = {f.name: f.value for f in idle.fields}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from bot import __version__
@@ -173,6 +174,8 @@ async def test_stats_and_about(stack: Stack) -> None:
         assert fields["Version"] == __version__
         assert fields["Servers"] == "1"
         assert int(fields["API requests sent"].replace(",", "")) > 0
+        assert re.fullmatch(r"[\d,]+ images?", fields["Image pool"])  # no /neko random asked yet
+        assert fields["Busy answers"] == "0"
     stack.emu.assert_no_violations()
 
 
