@@ -21,7 +21,9 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   NOTHING_MATCHED. A 404 from ``/image/random`` is such an attempt, not proof of absence.
   Calls for a set that came back empty within the last ``barren_memory`` seconds count as
   attempts for every later request for that set too, so a set the API keeps answering with
-  nothing is answered "nothing matched" at once instead of costing three more slots.
+  nothing is answered "nothing matched" at once instead of costing three more slots. While
+  other sets wait for upstream, a request that already holds some images settles for them
+  (``partial_when_busy``) rather than taking more slots.
 * **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
   background priority, only while no member waits on the pool or the pacer.
 
