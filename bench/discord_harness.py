@@ -22,9 +22,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
-import signal
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -37,6 +34,7 @@ from urllib.parse import urlsplit
 import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 
 from bot.nekos.models import Rating
+from tests.bot_process import spawned
 from tests.fakes.dataset import Dataset, ImageRow
 from tests.fakes.discord_emulator import (
     ChannelRecord,
@@ -59,10 +57,7 @@ __all__ = [
     "QUICK_SCOPES",
     "QUIET_PERIOD",
     "RANDOM_PATH",
-    "REPO_ROOT",
-    "SETTING_NAMES",
     "SETTLE_LIMIT",
-    "STOP_TIMEOUT",
     "AnswerCheck",
     "AnswerKind",
     "BotUnderTest",
@@ -86,7 +81,6 @@ __all__ = [
     "quick_settings",
     "rule_problems",
     "running_bot",
-    "spawned",
     "tail",
     "wait_connected",
     "wait_settled",
@@ -94,31 +88,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Three base64url parts, as bot/config.py's check wants; the emulator accepts exactly this one.
 DISCORD_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAy.QmVuY2g.discord-burst-benchmark-token"
-# Every variable bot/config.py reads: the runner's own environment must not override the file.
-SETTING_NAMES = (
-    "DISCORD_TOKEN",
-    "DISCORD_API_BASE_URL",
-    "NEKOS_API_BASE_URL",
-    "NEKOS_API_TOKEN",
-    "DATABASE_URL",
-    "HEALTH_FILE",
-    "LOG_LEVEL",
-    "IMAGE_DELIVERY",
-    "NEKOS_API_TIMEOUT",
-    "POOL_EXPIRY_MARGIN",
-    "NO_REPEAT_WINDOW",
-    "RARE_REQUEST_ATTEMPTS",
-    "COOLDOWN_USES",
-    "COOLDOWN_SECONDS",
-)
 QUIET_PERIOD = 2.0
 """Start-up traffic has settled after this long without a new upstream request."""
 SETTLE_LIMIT = 40.0
 CONNECT_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 RANDOM_PATH = "/api/image/random"
 EPHEMERAL = 1 << 6
 
@@ -217,39 +192,6 @@ def build_world(emu: DiscordEmulator, guilds: int, members_per_guild: int) -> li
 
 
 # --------------------------------------------------------------------------- the subprocess
-
-
-@contextlib.asynccontextmanager
-async def spawned(
-    module: str, env_file: Path, log_path: Path
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``python -m <module> --env-file <file>``; SIGTERMed (killed if it lingers) on exit."""
-    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    environment["PYTHONUNBUFFERED"] = "1"
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            module,
-            "--env-file",
-            str(env_file),
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                log.warning("%s did not stop on SIGTERM; killing it", module)
-                process.kill()
-                await process.wait()
 
 
 def _read(path: Path) -> str:

@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_NEKOS_API_BASE_URL",
+    "SETTING_NAMES",
     "ConfigError",
     "Secret",
     "Settings",
@@ -27,6 +28,23 @@ __all__ = [
 
 DEFAULT_NEKOS_API_BASE_URL = "https://v1.nekosapi.com/api"
 DEFAULT_DATABASE_URL = "sqlite:///data/nekos-bot.db"
+SETTING_NAMES = (
+    "DISCORD_TOKEN",
+    "NEKOS_API_TOKEN",
+    "NEKOS_API_BASE_URL",
+    "DISCORD_API_BASE_URL",
+    "DATABASE_URL",
+    "LOG_LEVEL",
+    "IMAGE_DELIVERY",
+    "NEKOS_API_TIMEOUT",
+    "POOL_EXPIRY_MARGIN",
+    "NO_REPEAT_WINDOW",
+    "RARE_REQUEST_ATTEMPTS",
+    "COOLDOWN_USES",
+    "COOLDOWN_SECONDS",
+    "HEALTH_FILE",
+)
+"""Every variable the bot reads (tools that start it use this to keep their own out)."""
 
 # Discord bot tokens are three base64url parts joined by dots.
 _DISCORD_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{20,}$")
@@ -129,6 +147,8 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
     """Build and validate :class:`Settings` from a mapping of variables (pure; for tests)."""
 
     def get(name: str) -> str | None:
+        if name not in SETTING_NAMES:
+            raise ValueError(f"{name} is read but missing from SETTING_NAMES")
         value = env.get(name)
         if value is None:
             return None

@@ -8,14 +8,12 @@ SIGTERM the way Docker stops it.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
+from tests.bot_process import spawned
 from tests.e2e.conftest import (
     DISCORD_TOKEN,
     Stack,
@@ -25,21 +23,6 @@ from tests.e2e.conftest import (
     shown_image_ids,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SETTING_NAMES = (
-    "DISCORD_TOKEN",
-    "DISCORD_API_BASE_URL",
-    "NEKOS_API_BASE_URL",
-    "NEKOS_API_TOKEN",
-    "DATABASE_URL",
-    "HEALTH_FILE",
-    "LOG_LEVEL",
-    "IMAGE_DELIVERY",
-    "NEKOS_API_TIMEOUT",
-    "COOLDOWN_USES",
-    "COOLDOWN_SECONDS",
-)
-
 
 @pytest.fixture
 async def bot_process(stack: Stack) -> AsyncIterator[asyncio.subprocess.Process]:
@@ -47,29 +30,8 @@ async def bot_process(stack: Stack) -> AsyncIterator[asyncio.subprocess.Process]
     env_file = stack.tmp_path / "bot.env"
     settings = {**stack.env, "LOG_LEVEL": "INFO"}
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
-    # The process environment would win over the file: keep the test runner's out of it.
-    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    environment["PYTHONUNBUFFERED"] = "1"
-    log_path = stack.tmp_path / "bot.log"
-    with log_path.open("wb") as log_file:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "--env-file",
-            str(env_file),
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-    try:
+    async with spawned("bot", env_file, stack.tmp_path / "bot.log") as process:
         yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def test_python_m_bot_answers_a_command_and_stops_cleanly_on_sigterm(
