@@ -116,6 +116,8 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 refusals=RefusalCounter(),
                 delivery="link",
                 api_version=_api_version(client),
+                # No artist list is loaded here: an artist given by id is looked up, however long.
+                artist_name_wait=None,
             )
             try:
                 reply = await _reply(replies, catalog, lookups, options)
