@@ -71,7 +71,7 @@ from .pacing import (
     parse_rate_limit_reset,
     parse_retry_after,
 )
-from .search import RawPattern, search_pattern
+from .search import RawPattern, search_pattern, utf16_length
 
 __all__ = [
     "BLOCK_THRESHOLD",
@@ -111,11 +111,6 @@ _MASK = "********"
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _utf16_length(text: str) -> int:
-    """``text.length`` in JavaScript (the server's language): UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 def _escape_like(name: str) -> str:
@@ -630,7 +625,7 @@ class NekosClient:
         pattern = search_pattern(search)
         longest = SEARCH_MAX_LENGTH[kind]
         # The server counts UTF-16 units: an emoji counts twice.
-        length = _utf16_length(pattern)
+        length = utf16_length(pattern)
         if length > longest:
             raise InvalidParameter(
                 f"search is too long: the server accepts patterns of at most {longest} "

@@ -12,6 +12,8 @@ or run it alone: ``python -m tests.fakes.nekos_api --port 8080 [--seed N] [--ima
 
 Live behaviour reproduced
 -------------------------
+- Both shapes of an image's ``artist``: the live object ``{id, name, url}`` and, for a stable
+  ``bare_artist_share`` of the images (half by default), the bare id the API reference shows.
 - Endpoints under ``/api``: ``/``, ``/stats``, ``/token``, ``/image``, ``/image/random``,
   ``/image/{id}``, ``/artist``, ``/artist/{id}``, ``/artist/{id}/images``, ``/character``,
   ``/character/{id}``, ``/category``, ``/category/{id}``; ``/set`` (always empty) and
@@ -517,10 +519,12 @@ class FakeNekosAPI:
         default_expiry: int = 3600,
         sample_percent: float = 20.0,
         latency: float = 0.0,
+        bare_artist_share: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.dataset = dataset if dataset is not None else generate_dataset()
+        self.bare_artist_share = bare_artist_share
         self.host = host
         self.port = port
         self.rate_limit = rate_limit
@@ -1000,6 +1004,11 @@ class FakeNekosAPI:
 
     # ------------------------------------------------------------------ internals: shapes
 
+    def artist_is_bare_id(self, image: ImageRow) -> bool:
+        """Whether ``image`` names its artist by id only, as the API reference shows (a stable
+        ``bare_artist_share`` of the images), rather than as the live server's object."""
+        return int(image.id[:8], 16) % 1000 < self.bare_artist_share * 1000
+
     def _image_json(self, image: ImageRow, expiry: int) -> dict[str, Any]:
         url, expires_at = self.signed_url(image, expiry)
         artist = self.dataset.artist_by_id.get(image.artist_id) if image.artist_id else None
@@ -1010,7 +1019,13 @@ class FakeNekosAPI:
         return {
             "id": image.id,
             "url": url,
-            "artist": _artist_json(artist) if artist else None,
+            "artist": (
+                None
+                if artist is None
+                else artist.id
+                if self.artist_is_bare_id(image)
+                else _artist_json(artist)
+            ),
             "source": {"name": image.source_name, "url": image.source_url},
             "original": image.original,
             "nsfw": image.nsfw,
