@@ -17,7 +17,8 @@ still counts as an arrival for the rate limiter): ``fail_next`` (the version's J
 ``malformed_json_next`` (``200 application/json``, truncated), ``html_error_next`` (a proxy's
 HTML page), ``empty_error_next`` (an empty body), ``drop_next`` (the connection is closed without
 a response; aiohttp's client resends an idempotent request once on a dropped connection, so use
-``n >= 2`` to make a plain ``ClientSession`` see the failure), ``latency`` (seconds added before
+``n >= 2`` to make a plain ``ClientSession`` see the failure), ``raw_next`` (exactly the status
+and body given), ``latency`` (seconds added before
 every API response; the limiter decides on arrival).
 """
 
@@ -165,9 +166,11 @@ class _Verdict:
 
 @dataclass(frozen=True, slots=True)
 class _Fault:
-    kind: Literal["error", "malformed", "html", "empty", "drop"]
+    kind: Literal["error", "malformed", "html", "empty", "drop", "raw"]
     status: int = 500
     message: str = "Internal Server Error"
+    body: bytes = b""
+    content_type: str = "application/json"
 
 
 def _ceil_seconds(seconds: float) -> int:
@@ -267,6 +270,14 @@ class LimitedFakeServer:
         self.port = int(address[1])
         log.debug("%s listening on %s", self.name, self.base_url)
 
+    async def _add_site(self, port: int) -> int:
+        """Serve the same application on another ``port`` too (0: a free one); return it."""
+        if self._runner is None:
+            raise RuntimeError("the fake is not started")
+        site = web.TCPSite(self._runner, self.host, port)
+        await site.start()
+        return int(self._runner.addresses[-1][1])
+
     async def close(self) -> None:
         """Stop serving and drop open connections."""
         runner, self._runner = self._runner, None
@@ -318,6 +329,19 @@ class LimitedFakeServer:
     def drop_next(self, n: int = 1) -> None:
         """The next ``n`` API requests have their connection closed without a response."""
         self._faults.extend(_Fault("drop", 0) for _ in range(n))
+
+    def raw_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        body: bytes | str = b"",
+        content_type: str = "application/json",
+    ) -> None:
+        """The next ``n`` API requests get exactly ``body`` with ``status`` (any shape at all)."""
+        data = body.encode() if isinstance(body, str) else body
+        self._faults.extend(
+            _Fault("raw", status, body=data, content_type=content_type) for _ in range(n)
+        )
 
     def clear_faults(self) -> None:
         """Cancel every queued fault."""
@@ -463,6 +487,10 @@ class LimitedFakeServer:
                 "</center><hr><center>cloudflare</center></body></html>"
             )
             response = web.Response(status=fault.status, text=page, content_type="text/html")
+        elif fault.kind == "raw":
+            response = web.Response(
+                status=fault.status, body=fault.body, content_type=fault.content_type
+            )
         else:
             response = web.Response(status=fault.status, body=b"")
         record.status = response.status
