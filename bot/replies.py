@@ -32,6 +32,7 @@ from .nekos.errors import (
     ResponseParseError,
 )
 from .nekos.models import Artist, Image, Rating
+from .nekos.versions import NekosApi
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
 from .text import plain_text
@@ -120,6 +121,21 @@ def _is_uuid(value: str) -> bool:
     return len(value.strip()) == 36
 
 
+_IMAGE_ID_HINTS = {
+    "uuid": "Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f`",
+    "int": "Ids are whole numbers like `4399`",
+}
+
+
+def _image_id(value: str, kind: str) -> str | None:
+    """``value`` as an image id of the API's ``kind`` (``uuid`` or ``int``), or ``None``."""
+    text = value.strip()
+    if kind == "int":
+        # ASCII digits only: str.isdigit() also accepts other scripts' digits, which v4 refuses.
+        return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    return text.lower() if _is_uuid(text) else None
+
+
 class Replies:
     """The commands' logic: gate, serve, render."""
 
@@ -129,7 +145,7 @@ class Replies:
         pool: ImageServer,
         lookups: Any,
         catalog: Catalog,
-        api: NekosClient,
+        api: NekosApi,
         refusals: RefusalCounter,
         delivery: str = "link",
         about: Callable[[], Awaitable[render.AboutInfo]] | None = None,
@@ -312,9 +328,16 @@ class Replies:
                 break
         return shown, described, more
 
+    def _catalog_api(self) -> NekosClient | None:
+        """The client when its API has artists and characters to search (v1), else ``None``."""
+        return self.api if isinstance(self.api, NekosClient) else None
+
     async def artist(self, *, user_id: int, channel_max: Rating, name: str, page: int = 1) -> Reply:
+        api = self._catalog_api()
+        if api is None:
+            return notice("The Nekos API this bot uses has no artists to look up.")
         try:
-            artist_id = await self._resolve(name, self.catalog.artist_index.get, self.api.artists)
+            artist_id = await self._resolve(name, self.catalog.artist_index.get, api.artists)
         except InvalidParameter:
             artist_id = None
         if artist_id is None:
@@ -365,9 +388,12 @@ class Replies:
     # ------------------------------------------------------------------ /neko character
 
     async def character(self, *, name: str) -> Reply:
+        api = self._catalog_api()
+        if api is None:
+            return notice("The Nekos API this bot uses has no characters to look up.")
         try:
             character_id = await self._resolve(
-                name, self.catalog.character_index.get, self.api.characters
+                name, self.catalog.character_index.get, api.characters
             )
         except InvalidParameter:
             character_id = None
@@ -384,12 +410,14 @@ class Replies:
     async def image(
         self, *, image_id: str, channel_max: Rating, upload_limit: int | None = None
     ) -> Reply:
-        if not _is_uuid(image_id):
+        kind = self.api.capabilities.id_kind
+        checked = _image_id(image_id, kind)
+        if checked is None:
             return notice(
-                "That isn't an image id. Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f` "
+                f"That isn't an image id. {_IMAGE_ID_HINTS[kind]} "
                 "(the last part of an image's footer)."
             )
-        image_id = image_id.strip().lower()
+        image_id = checked
         try:
             image = self.pool.peek_image(image_id) or await self.lookups.image(image_id)
         except NotFound:
