@@ -8,11 +8,10 @@ place that sends, waits its turn at the pacer, retries and maps errors (here fro
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, Unpack
 
 import aiohttp
@@ -20,7 +19,6 @@ import aiohttp
 from .capabilities import V1_CAPABILITIES, ApiCapabilities
 from .errors import (
     Forbidden,
-    HTTPError,
     InvalidParameter,
     NekosError,
     Unauthorized,
@@ -51,6 +49,7 @@ from .transport import (
     BLOCK_THRESHOLD,
     ClientHealth,
     ClientOptions,
+    ErrorMapper,
     PacedClient,
     RetryPolicy,
     Route,
@@ -58,7 +57,7 @@ from .transport import (
     check_offset,
     clip_message,
     decode_json,
-    error_from_status,
+    error_mapper,
 )
 
 __all__ = [
@@ -111,28 +110,14 @@ def _error_fields(body: bytes) -> tuple[int | None, str | None]:
     )
 
 
-def error_from_response(
-    status: int,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    endpoint: str,
-    now: dt.datetime | None = None,
-    redact: Callable[[str], str] | None = None,
-) -> HTTPError:
-    """The exception for an error response, from its status and ``{code, message}`` body.
+error_from_response: Final[ErrorMapper] = error_mapper(_error_fields)
+"""The exception for a v1 error response, from its status and ``{code, message}`` body.
 
-    HTML, empty and other non-JSON bodies are tolerated: the status alone decides the class.
-    A 429 whose message says the rate limit was exceeded "too many times", or whose wait is
-    longer than :data:`BLOCK_THRESHOLD`, is :class:`Blocked`; any other 429 is
-    :class:`RateLimited`. ``redact`` cleans the server's message before it is kept.
-    """
-    code, message = _error_fields(body)
-    if message is not None and redact is not None:
-        message = redact(message)
-    return error_from_status(
-        status, headers, message=message, code=code, endpoint=endpoint, now=now
-    )
+HTML, empty and other non-JSON bodies are tolerated: the status alone decides the class. A 429
+whose message says the rate limit was exceeded "too many times", or whose wait is longer than
+:data:`BLOCK_THRESHOLD`, is :class:`Blocked`; any other 429 is :class:`RateLimited`. ``redact``
+cleans the server's message before it is kept.
+"""
 
 
 class NekosClient(PacedClient):

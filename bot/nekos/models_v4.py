@@ -14,12 +14,10 @@ Error bodies are read defensively: FastAPI's ``{"detail": [{"loc", "msg", "type"
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Final
 
-from .errors import HTTPError
 from .models import (
     Artist,
     Image,
@@ -34,7 +32,7 @@ from .models import (
     _obj,
     _opt_int,
 )
-from .transport import MESSAGE_MAX, clip_message, decode_json, error_from_status
+from .transport import MESSAGE_MAX, ErrorMapper, clip_message, decode_json, error_mapper
 
 __all__ = [
     "RATING_BY_LABEL",
@@ -210,18 +208,10 @@ def _error_message(body: bytes) -> str | None:
     return _detail_text(decoded) if isinstance(decoded, list) else None
 
 
-def error_from_response_v4(
-    status: int,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    endpoint: str,
-    now: dt.datetime | None = None,
-    redact: Callable[[str], str] | None = None,
-) -> HTTPError:
-    """The exception for a v4 error response: the status decides the class (422 is a
-    :class:`~bot.nekos.errors.BadRequest`), ``detail`` only adds words to the message."""
-    message = _error_message(body)
-    if message is not None and redact is not None:
-        message = redact(message)
-    return error_from_status(status, headers, message=message, endpoint=endpoint, now=now)
+def _error_fields(body: bytes) -> tuple[int | None, str | None]:
+    return None, _error_message(body)  # v4 bodies carry no error code
+
+
+error_from_response_v4: Final[ErrorMapper] = error_mapper(_error_fields)
+"""The exception for a v4 error response: the status decides the class (422 is a
+:class:`~bot.nekos.errors.BadRequest`), ``detail`` only adds words to the message."""

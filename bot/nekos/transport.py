@@ -64,6 +64,7 @@ __all__ = [
     "check_limit",
     "check_offset",
     "error_from_status",
+    "error_mapper",
 ]
 
 log = logging.getLogger(__name__)
@@ -259,6 +260,30 @@ def error_from_status(
     }
     kind = kinds.get(status) or (ServerError if status >= 500 else HTTPError)
     return kind(text, status=status, code=code, endpoint=endpoint)
+
+
+def error_mapper(read_body: Callable[[bytes], tuple[int | None, str | None]]) -> ErrorMapper:
+    """A version's :class:`ErrorMapper`: ``read_body`` finds the API's ``(code, message)`` in an
+    error body (``None`` for what it cannot read); the message is redacted, then
+    :func:`error_from_status` decides by the status."""
+
+    def map_error(
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        endpoint: str,
+        now: dt.datetime | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> HTTPError:
+        code, message = read_body(body)
+        if message is not None and redact is not None:
+            message = redact(message)
+        return error_from_status(
+            status, headers, message=message, code=code, endpoint=endpoint, now=now
+        )
+
+    return map_error
 
 
 def strip_query(url: str) -> str:

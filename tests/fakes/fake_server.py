@@ -173,6 +173,16 @@ class _Fault:
     content_type: str = "application/json"
 
 
+def _rejected(limit_header: str, wait: int) -> dict[str, str]:
+    """The headers of a 429: nothing remains until ``wait`` seconds from now."""
+    return {
+        "X-RateLimit-Limit": limit_header,
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(wait),
+        "Retry-After": str(wait),
+    }
+
+
 def _ceil_seconds(seconds: float) -> int:
     # A hair of tolerance so that float noise (1.0000000002) does not round a whole second up.
     return max(0, math.ceil(seconds - 1e-9))
@@ -517,14 +527,8 @@ class LimitedFakeServer:
 
         if state.blocked_until is not None:
             if now < state.blocked_until:
-                wait = str(max(1, _ceil_seconds(state.blocked_until - now)))
-                headers = {
-                    "X-RateLimit-Limit": limit_header,
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": wait,
-                    "Retry-After": wait,
-                }
-                return _Verdict(headers=headers, rejection=self.blocked_message)
+                wait = max(1, _ceil_seconds(state.blocked_until - now))
+                return _Verdict(_rejected(limit_header, wait), rejection=self.blocked_message)
             state.blocked_until = None
             state.strikes.clear()
         if not isinstance(limit, Limit):
@@ -540,16 +544,8 @@ class LimitedFakeServer:
                 self.blocked_ips.add(ip)
                 log.debug("%s blocks %s", self.name, ip)
             # The next request passes once the R-th most recent arrival has left the window.
-            wait = str(
-                max(1, _ceil_seconds(state.arrivals[-limit.requests] + limit.per_seconds - now))
-            )
-            headers = {
-                "X-RateLimit-Limit": limit_header,
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": wait,
-                "Retry-After": wait,
-            }
-            return _Verdict(headers=headers, rejection=self.rate_limited_message)
+            wait = max(1, _ceil_seconds(state.arrivals[-limit.requests] + limit.per_seconds - now))
+            return _Verdict(_rejected(limit_header, wait), rejection=self.rate_limited_message)
         reset = _ceil_seconds(state.arrivals[0] + limit.per_seconds - now) if state.arrivals else 0
         return _Verdict(
             headers={
