@@ -49,13 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "kind", choices=["random", "artist", "character", "image", "category", "stats"]
     )
-    preview.add_argument("--categories", default="", help="random: comma-separated categories")
+    preview.add_argument(
+        "--categories",
+        "--tags",
+        dest="categories",
+        default="",
+        help="random: comma-separated categories (v1) or tags (v4)",
+    )
     preview.add_argument("--count", type=int, default=1, help="random: number of images (1-10)")
     preview.add_argument(
         "--rating", choices=["sfw", "questionable", "nsfw"], help="random: exactly this rating"
     )
     preview.add_argument("--name", default="", help="artist / character: name to look up")
-    preview.add_argument("--id", default="", help="image: the image's UUID")
+    preview.add_argument("--id", default="", help="image: the image's id (v1 UUID, v4 number)")
     preview.add_argument("--search", default="", help="category: filter the list")
     preview.add_argument("--page", type=int, default=1, help="artist / category: page number")
     preview.add_argument(

@@ -19,11 +19,11 @@ from .config import ConfigError, Settings
 from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
-from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos import NekosApi, NekosError, Unauthorized
 from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
-from .serving.assembly import make_lookups, make_pool
+from .serving.assembly import make_api, make_lookups, make_pool
 from .store import SettingsStore, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
@@ -48,7 +48,7 @@ class NekosBot(commands.AutoShardedBot):
     """The Nekos API bot. ``background=False`` (for ``sync``) starts no background tasks."""
 
     store: SettingsStore
-    nekos: NekosClient
+    nekos: NekosApi
     pool: ImagePool
     lookups: CachedLookups
     catalog: Catalog
@@ -91,13 +91,7 @@ class NekosBot(commands.AutoShardedBot):
     async def setup_hook(self) -> None:
         settings = self.settings
         self._http_session = aiohttp.ClientSession()
-        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-        self.nekos = NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=self._http_session,
-            timeout=settings.api_timeout,
-        )
+        self.nekos = make_api(settings, session=self._http_session)
         try:
             await self.nekos.start()
         except Unauthorized as exc:

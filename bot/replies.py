@@ -23,7 +23,7 @@ from . import embeds as render
 from .autocomplete import NameIndex
 from .catalog import Catalog
 from .gating import RefusalCounter, RefusalReason, effective_max, may_show
-from .nekos.client import SEARCH_MAX_LENGTH, NekosClient
+from .nekos.client import SEARCH_MAX_LENGTH
 from .nekos.errors import (
     BadRequest,
     Blocked,
@@ -35,6 +35,7 @@ from .nekos.errors import (
 )
 from .nekos.models import Artist, Character, Image, Rating
 from .nekos.search import name_pattern
+from .nekos.versions import NekosApi
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
 from .text import plain_text, safe_text
@@ -151,6 +152,21 @@ class _Found:
     exact: bool
 
 
+_IMAGE_ID_HINTS = {
+    "uuid": "Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f`",
+    "int": "Ids are whole numbers like `4399`",
+}
+
+
+def _image_id(value: str, kind: str) -> str | None:
+    """``value`` as an image id of the API's ``kind`` (``uuid`` or ``int``), or ``None``."""
+    text = value.strip()
+    if kind == "int":
+        # ASCII digits only: str.isdigit() also accepts other scripts' digits, which v4 refuses.
+        return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    return text.lower() if _is_uuid(text) else None
+
+
 class Replies:
     """The commands' logic: gate, serve, render."""
 
@@ -160,7 +176,7 @@ class Replies:
         pool: ImageServer,
         lookups: Any,
         catalog: Catalog,
-        api: NekosClient,
+        api: NekosApi,
         refusals: RefusalCounter,
         delivery: str = "link",
         about: Callable[[], Awaitable[render.AboutInfo]] | None = None,
@@ -409,6 +425,8 @@ class Replies:
         return shown, described, more
 
     async def artist(self, *, user_id: int, channel_max: Rating, name: str, page: int = 1) -> Reply:
+        if not self.api.capabilities.has_artists:
+            return notice("The Nekos API this bot uses has no artists to look up.")
         found = await self._find(name, self.catalog.artist_index, self.lookups.artist_search)
         if found is None:
             return notice(
@@ -464,6 +482,8 @@ class Replies:
     # ------------------------------------------------------------------ /neko character
 
     async def character(self, *, name: str) -> Reply:
+        if not self.api.capabilities.has_characters:
+            return notice("The Nekos API this bot uses has no characters to look up.")
         found = await self._find(name, self.catalog.character_index, self.lookups.character_search)
         if found is None:
             return notice(
@@ -485,12 +505,14 @@ class Replies:
     async def image(
         self, *, image_id: str, channel_max: Rating, upload_limit: int | None = None
     ) -> Reply:
-        if not _is_uuid(image_id):
+        kind = self.api.capabilities.id_kind
+        checked = _image_id(image_id, kind)
+        if checked is None:
             return notice(
-                "That isn't an image id. Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f` "
+                f"That isn't an image id. {_IMAGE_ID_HINTS[kind]} "
                 "(the last part of an image's footer)."
             )
-        image_id = image_id.strip().lower()
+        image_id = checked
         try:
             image = self.pool.peek_image(image_id) or await self.lookups.image(image_id)
         except NotFound:

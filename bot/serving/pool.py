@@ -161,6 +161,9 @@ class PoolSettings:
     """The pool's own upstream calls in flight for waiting members."""
     upstream_expiry: int | None = None
     """``expiry`` passed upstream (needs a token scope); ``None`` keeps the server's default."""
+    upstream_max_rating: Rating | None = None
+    """Ask upstream only for images rated at most this (an API that can filter by rating, v4,
+    then sends nothing above it); ``None`` asks for every rating. Requests are still checked."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -743,12 +746,16 @@ class ImagePool:
         self, key: CategoryKey, priority: Any
     ) -> tuple[tuple[Image, ...], Exception | None]:
         self._counters.upstream_calls += 1
+        ceiling = self._settings.upstream_max_rating
+        # Passed only when set, so a v1-shaped source is called exactly as before.
+        ratings = {} if ceiling is None else {"ratings": [r for r in Rating if r <= ceiling]}
         try:
             page = await self._source.random_images(
                 categories=sorted(key),
                 limit=self._settings.batch_size,
                 expiry=self._settings.upstream_expiry,
                 priority=priority,
+                **ratings,
             )
         except NotFound:
             # The server samples ~20% of its table: a 404 here is "nothing this time".
