@@ -45,6 +45,7 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 from bot.catalog import Catalog, CatalogSource
 from bot.gating import RefusalCounter
 from bot.nekos import NekosClient, NekosError, NotFound
+from bot.nekos.capabilities import V1_CAPABILITIES
 from bot.nekos.client import error_from_response
 from bot.nekos.models import (
     Artist,
@@ -181,6 +182,9 @@ class PlainGetClient:
     Errors are mapped with the adapter's :func:`error_from_response` so replies read the same.
     ``priority`` is accepted for interface compatibility and ignored: nothing is queued.
     """
+
+    capabilities = V1_CAPABILITIES
+    """It speaks v1, like the fake it is pointed at."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self._session = session

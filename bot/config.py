@@ -28,7 +28,7 @@ __all__ = [
     "load_settings",
 ]
 
-DEFAULT_NEKOS_API_BASE_URL = "https://v1.nekosapi.com/api"
+DEFAULT_NEKOS_API_BASE_URL = "https://api.nekosapi.com/v4"
 DEFAULT_DATABASE_URL = "sqlite:///data/nekos-bot.db"
 SETTING_NAMES = (
     "DISCORD_TOKEN",
@@ -36,6 +36,8 @@ SETTING_NAMES = (
     "NEKOS_API_BASE_URL",
     "NEKOS_API_VERSION",
     "NEKOS_API_RATE",
+    "NEKOS_V4_ALLOW_ABOVE_SFW",
+    "NEKOS_V4_DENY_TAGS",
     "DISCORD_API_BASE_URL",
     "DATABASE_URL",
     "LOG_LEVEL",
@@ -95,11 +97,15 @@ class Settings:
 
     discord_token: Secret | None = None
     nekos_api_base_url: str = DEFAULT_NEKOS_API_BASE_URL
-    nekos_api_version: NekosApiVersion = "v1"
+    nekos_api_version: NekosApiVersion = "v4"
     """Resolved: ``NEKOS_API_VERSION`` if set, else what the base URL's path says."""
     nekos_api_rate: float = 1.0
     """Requests per second the bot allows itself (both versions)."""
     nekos_api_token: Secret | None = None
+    v4_allow_above_sfw: bool = False
+    """Show v4 images above sfw at all (v4 has no ages, so minors can't be ruled out by data)."""
+    v4_deny_tags: frozenset[str] = frozenset()
+    """Tags added to the shipped youth deny-list: never shown above sfw."""
     database_url: str = DEFAULT_DATABASE_URL
     discord_api_base_url: str | None = None
     log_level: str = "INFO"
@@ -152,6 +158,15 @@ def _number(name: str, value: str, *, minimum: float) -> float:
     return number
 
 
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
 def _integer(name: str, value: str, *, minimum: int) -> int:
     try:
         number = int(value)
@@ -202,6 +217,13 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         if rate <= 0:
             raise ConfigError("NEKOS_API_RATE must be more than 0 requests per second")
         kwargs["nekos_api_rate"] = rate
+    if (value := get("NEKOS_V4_ALLOW_ABOVE_SFW")) is not None:
+        kwargs["v4_allow_above_sfw"] = _boolean("NEKOS_V4_ALLOW_ABOVE_SFW", value)
+    if (value := get("NEKOS_V4_DENY_TAGS")) is not None:
+        tags = frozenset(t.strip().lower() for t in value.split(",") if t.strip())
+        if any(len(t) > 100 for t in tags):
+            raise ConfigError("NEKOS_V4_DENY_TAGS: each tag must be at most 100 characters")
+        kwargs["v4_deny_tags"] = tags
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:

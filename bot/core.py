@@ -20,10 +20,11 @@ from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
 from .nekos import NekosApi, NekosError, Unauthorized
+from .nekos.capabilities import CAPABILITIES
 from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
-from .serving.assembly import make_api, make_lookups, make_pool
+from .serving.assembly import content_policy, make_api, make_lookups, make_pool
 from .store import SettingsStore, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
@@ -75,6 +76,8 @@ class NekosBot(commands.AutoShardedBot):
         )
         point_at_discord(settings.discord_api_base_url)
         self.settings = settings
+        self.capabilities = CAPABILITIES[settings.nekos_api_version]
+        """What the configured API version can do (which commands exist)."""
         self.background = background
         self.started_at = time.monotonic()
         self.refusals = RefusalCounter()
@@ -82,6 +85,7 @@ class NekosBot(commands.AutoShardedBot):
         self.api_version: str | None = None
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._warm: asyncio.Task[None] | None = None
         self._data_dir = Path(
             settings.health_file.parent if settings.health_file is not None else "data"
         )
@@ -104,6 +108,18 @@ class NekosBot(commands.AutoShardedBot):
         self.store = open_store(settings.database_url)
         await self.store.open()
 
+        self.policy = content_policy(settings)
+        self.lookups = make_lookups(self.nekos)
+        lookups = self.lookups
+        self.catalog = Catalog(
+            CatalogSource(
+                categories=lambda: lookups.category_list(background=True),
+                artists=lambda: lookups.artist_list(background=True),
+                characters=lambda: lookups.character_list(background=True),
+            ),
+            uses_tags=self.nekos.capabilities.has_tags,
+            policy=self.policy,
+        )
         max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
         self.pool = make_pool(
             self.nekos,
@@ -113,15 +129,8 @@ class NekosBot(commands.AutoShardedBot):
                 max_attempts=settings.rare_request_attempts,
                 upstream_expiry=max_expiry if settings.image_delivery == "link" else None,
             ),
-        )
-        self.lookups = make_lookups(self.nekos)
-        lookups = self.lookups
-        self.catalog = Catalog(
-            CatalogSource(
-                categories=lambda: lookups.category_list(background=True),
-                artists=lambda: lookups.artist_list(background=True),
-                characters=lambda: lookups.character_list(background=True),
-            )
+            policy=self.policy,
+            observe=self.catalog.note_images,
         )
         self.cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
         self.replies = Replies(
@@ -133,6 +142,7 @@ class NekosBot(commands.AutoShardedBot):
             delivery=settings.image_delivery,
             about=self.about_info,
             api_version=self.fetch_api_version,
+            policy=self.policy,
         )
         if settings.discord_api_base_url:
             await self._follow_gateway()
@@ -144,7 +154,16 @@ class NekosBot(commands.AutoShardedBot):
             await self.sync_commands()
             self.catalog.start()
             self.pool.start()
+            if self.catalog.uses_tags:
+                # Tags are learned from images: one batch now stocks the pool and the tag list.
+                self._warm = asyncio.create_task(self._warm_pool(), name="warm-pool")
             self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+
+    async def _warm_pool(self) -> None:
+        try:
+            await self.pool.warm()
+        except Exception:  # the bot runs without it; the pool fetches on demand
+            log.exception("Could not stock the image pool at start-up")
 
     async def _follow_gateway(self) -> None:
         # After an invalid session discord.py reconnects to its built-in gateway address, not
@@ -205,7 +224,24 @@ class NekosBot(commands.AutoShardedBot):
             if ctx.guild_id is not None and ctx.bot_in_guild
             else GuildSettings()
         )
-        return allowed_max(ctx, settings)
+        return self.replies.cap(allowed_max(ctx, settings))
+
+    @property
+    def content_caveat(self) -> str | None:
+        """What admins must know about the API's limits on content, or ``None``."""
+        if self.capabilities.has_characters:
+            return None
+        if self.replies.ceiling is Rating.SFW:
+            return (
+                "This bot uses the Nekos API v4, which has no characters' ages, so it can't rule "
+                "out minors: it shows only **sfw** images everywhere, whatever these settings "
+                "say, until its operator opts in (`NEKOS_V4_ALLOW_ABOVE_SFW`)."
+            )
+        return (
+            "This bot uses the Nekos API v4, which has no characters' ages: above sfw, its "
+            "operator chose to show images anyway, except any tagged with a youth-describing "
+            "tag (a heuristic, not a guarantee)."
+        )
 
     async def fetch_api_version(self) -> str | None:
         if self.api_version is None:
@@ -252,6 +288,9 @@ class NekosBot(commands.AutoShardedBot):
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        if self._warm is not None:
+            self._warm.cancel()
+            await asyncio.gather(self._warm, return_exceptions=True)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)

@@ -55,6 +55,7 @@ __all__ = [
     "parse_colour",
     "rating_label",
     "stats_embed",
+    "tag_list_embed",
 ]
 
 # Discord's limits (see shared/discord-rules.md, "Messages, embeds and components").
@@ -82,6 +83,17 @@ LISTED_NAME_LIMIT = 100
 CATEGORY_LINE_DESCRIPTION_LIMIT = 200
 
 _RATING_LABELS = {Rating.SFW: "Safe", Rating.QUESTIONABLE: "Questionable", Rating.NSFW: "NSFW"}
+# The API's own labels, least restrictive first: v1's three, then v4's four.
+_API_RATINGS = {
+    "sfw": "Safe",
+    "questionable": "Questionable",
+    "nsfw": "NSFW",
+    "safe": "Safe",
+    "suggestive": "Suggestive",
+    "borderline": "Borderline",
+    "explicit": "Explicit",
+}
+_API_RATING_ORDER = {"sfw": 0, "safe": 0, "questionable": 1, "suggestive": 1}
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ATTACHMENT_URL = re.compile(r"attachment://[A-Za-z0-9._-]{1,200}")
 _SEPARATOR = " · "
@@ -125,16 +137,30 @@ def _image_url(url: str | None) -> str | None:
     return http_url(url)
 
 
+def _host(url: str | None) -> str | None:
+    """The host of a source link, as a title when the API names no source (v4)."""
+    link = http_url(url)
+    if link is None:
+        return None
+    host = urlsplit(link).hostname
+    return host.removeprefix("www.") if host else None
+
+
 def rating_label(rating: Rating) -> str:
     """Human label for a rating: ``Safe``, ``Questionable`` or ``NSFW``."""
     return _RATING_LABELS[rating]
 
 
 def _rating_label_for_key(key: str) -> str:
-    try:
-        return rating_label(Rating.from_label(key))
-    except ValueError:
-        return plain_text(key, 40) or "?"
+    """The API's rating label as members read it (v1's three, v4's four)."""
+    return _API_RATINGS.get(key.strip().lower()) or plain_text(key, 40) or "?"
+
+
+def _image_rating_label(image: Image) -> str:
+    """The label the API gave (v4: Suggestive, Borderline…), else the bot's level."""
+    if image.api_rating in _API_RATINGS:
+        return _API_RATINGS[image.api_rating]
+    return rating_label(image.rating)
 
 
 def _count(n: int) -> str:
@@ -204,7 +230,7 @@ def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
 
     ``image_url`` overrides the picture, e.g. ``attachment://name.png`` when the file is attached.
     """
-    title = safe_text(image.source.name, TITLE_LIMIT) or "Untitled"
+    title = safe_text(image.source.name or _host(image.source.url), TITLE_LIMIT) or "Untitled"
     embed = discord.Embed(
         title=title,
         url=http_url(image.source.url),
@@ -216,8 +242,9 @@ def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
         embed.set_author(name=credit[0], url=credit[1])
     _add_field(embed, "Characters", _listing(c.name for c in image.characters))
     _add_field(embed, "Categories", _listing(c.name for c in image.categories))
+    _add_field(embed, "Tags", _listing(image.tags))
     embed.set_footer(
-        text=_footer((rating_label(image.rating), _dimensions(image), plain_text(image.id, 100)))
+        text=_footer((_image_rating_label(image), _dimensions(image), plain_text(image.id, 100)))
     )
     picture = _image_url(image_url) or http_url(image.url)
     if picture is not None:
@@ -329,6 +356,24 @@ def category_list_embed(categories: Sequence[Category], page: int, pages: int) -
     return embed
 
 
+def tag_list_embed(tags: Sequence[tuple[str, int]], page: int, pages: int) -> discord.Embed:
+    """One page of tags seen so far (v4 has no list of its own), each with how many images of
+    those the bot fetched carried it; ``page`` is 1-based."""
+    pages = max(1, pages)
+    page = min(max(1, page), pages)
+    lines = [f"**{safe_text(tag, 100)}** ({plural(n, 'image')})" for tag, n in tags]
+    embed = discord.Embed(
+        title="Tags",
+        description=trim_markdown("\n".join(lines), DESCRIPTION_LIMIT) or "No tags on this page.",
+        colour=BRAND_COLOUR,
+    )
+    embed.set_footer(
+        text=f"Page {page} of {pages} · tags seen on the images fetched so far; "
+        "use them in /neko random"
+    )
+    return embed
+
+
 def stats_embed(stats: Stats, api_version: str | None) -> discord.Embed:
     """The API's totals and the share of each rating."""
     embed = discord.Embed(title="Nekos API statistics", colour=BRAND_COLOUR)
@@ -352,11 +397,14 @@ def stats_embed(stats: Stats, api_version: str | None) -> discord.Embed:
     return embed
 
 
-def _rating_order(key: str) -> tuple[int, str]:
-    try:
-        return int(Rating.from_label(key)), key
-    except ValueError:
-        return len(Rating), key
+def _rating_order(key: str) -> tuple[int, int, str]:
+    label = key.strip().lower()
+    known = list(_API_RATINGS)
+    return (
+        _API_RATING_ORDER.get(label, 2),
+        known.index(label) if label in known else len(known),
+        key,
+    )
 
 
 @dataclass(frozen=True, slots=True)

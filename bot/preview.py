@@ -15,12 +15,12 @@ import aiohttp
 
 from .catalog import Catalog, CatalogSource
 from .config import Settings
-from .gating import RefusalCounter, effective_max
+from .gating import RefusalCounter
 from .nekos import NekosApi, NekosError
 from .nekos.models import Artist, Character, Rating
 from .replies import Replies, Reply, error_reply
 from .serving import CachedLookups, PoolSettings
-from .serving.assembly import make_api, make_lookups, make_pool
+from .serving.assembly import content_policy, make_api, make_lookups, make_pool
 
 __all__ = ["PreviewOptions", "render_preview"]
 
@@ -98,19 +98,20 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
         client = make_api(settings, session=session)
         async with client:
             lookups = make_lookups(client)
-            requested = Rating.from_label(options.rating) if options.rating else None
-            ceiling = effective_max(Rating.from_label(options.max_rating), requested)
+            policy = content_policy(settings)
+            # Artists and characters are found by API search here, not from a loaded catalogue.
+            catalog = Catalog(
+                CatalogSource(lookups.category_list, _no_artists, _no_characters),
+                uses_tags=client.capabilities.has_tags,
+                policy=policy,
+            )
             pool = make_pool(
                 client,
-                PoolSettings(
-                    max_attempts=settings.rare_request_attempts,
-                    # An API that filters by rating (v4) is asked only for what may be shown.
-                    upstream_max_rating=ceiling if client.capabilities.rating_filter else None,
-                ),
+                PoolSettings(max_attempts=settings.rare_request_attempts),
+                policy=policy,
                 rng=random.Random(0),  # a preview is reproducible
+                observe=catalog.note_images,
             )
-            # Artists and characters are found by API search here, not from a loaded catalogue.
-            catalog = Catalog(CatalogSource(lookups.category_list, _no_artists, _no_characters))
             replies = Replies(
                 pool=pool,
                 lookups=lookups,
@@ -121,7 +122,11 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 api_version=_api_version(client),
                 # No artist list is loaded here: an artist given by id is looked up, however long.
                 artist_name_wait=None,
+                policy=policy,
             )
+            if options.kind == "category" and catalog.uses_tags:
+                # Tags are learned from images: one batch (what the bot does at start-up).
+                await pool.warm()
             try:
                 reply = await _reply(replies, catalog, lookups, options)
             except NekosError as exc:

@@ -22,7 +22,14 @@ import discord
 from . import embeds as render
 from .autocomplete import NameIndex
 from .catalog import Catalog
-from .gating import RefusalCounter, RefusalReason, effective_max, may_show
+from .gating import (
+    DEFAULT_POLICY,
+    ContentPolicy,
+    RefusalCounter,
+    RefusalReason,
+    effective_max,
+    may_show,
+)
 from .nekos.client import SEARCH_MAX_LENGTH
 from .nekos.errors import (
     BadRequest,
@@ -47,13 +54,14 @@ from .views import (
     pager_items,
 )
 
-__all__ = ["Replies", "Reply", "error_reply", "notice", "rating_refusal"]
+__all__ = ["Replies", "Reply", "ceiling_refusal", "error_reply", "notice", "rating_refusal"]
 
 log = logging.getLogger(__name__)
 
 GALLERY_LIMIT = 50
 NAME_SEARCH_LIMIT = min(SEARCH_MAX_LENGTH["artist"], SEARCH_MAX_LENGTH["character"])
 CATEGORIES_PER_PAGE = 10
+TAGS_PER_PAGE = 30
 _SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -135,6 +143,15 @@ def rating_refusal(channel_max: Rating, requested: Rating, *, configurable: bool
     )
 
 
+def ceiling_refusal(ceiling: Rating) -> str:
+    """Why nothing above ``ceiling`` is shown anywhere: the API can't rule out minors."""
+    return (
+        f"This bot shows only **{ceiling.label}** images: the Nekos API it uses has no "
+        "characters' ages, so it can't rule out minors above that. Its operator can change "
+        "this; try again without `rating`."
+    )
+
+
 def _is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value.strip())
@@ -182,6 +199,7 @@ class Replies:
         about: Callable[[], Awaitable[render.AboutInfo]] | None = None,
         api_version: Callable[[], Awaitable[str | None]] | None = None,
         artist_name_wait: float | None = 2.0,
+        policy: ContentPolicy = DEFAULT_POLICY,
     ) -> None:
         self.pool = pool
         self.lookups = lookups
@@ -192,13 +210,22 @@ class Replies:
         self._about = about
         self._api_version = api_version
         self._artist_name_wait = artist_name_wait
+        self.policy = policy
+        self.ceiling = policy.ceiling(api.capabilities.has_characters)
+        """The most any channel may show from this API (v4 without the operator's opt-in: sfw)."""
         # One refusal per image id, however often the pool offers the same image.
         self._refused: OrderedDict[str, None] = OrderedDict()
 
     # ------------------------------------------------------------------ gating
 
+    def cap(self, channel_max: Rating) -> Rating:
+        """``channel_max`` within :attr:`ceiling`."""
+        return min(channel_max, self.ceiling)
+
     def allows(self, image: Image, max_rating: Rating) -> bool:
-        decision = may_show(image, max_rating)
+        """Whether ``image`` may be shown where ``max_rating`` applies (within the ceiling);
+        a minor-safety refusal is counted once per image."""
+        decision = may_show(image, self.cap(max_rating), self.policy)
         minor = not decision and decision.reason is RefusalReason.MINOR_SAFETY
         if minor and image.id not in self._refused:
             self._refused[image.id] = None
@@ -296,6 +323,9 @@ class Replies:
         ``channel_max``. ``configurable`` says whether server admins decide what this channel
         shows (a server the bot is in), for the wording of a refusal.
         """
+        if requested is not None and requested > self.ceiling:
+            return notice(ceiling_refusal(self.ceiling))
+        channel_max = self.cap(channel_max)
         if requested is not None and requested > channel_max:
             return notice(rating_refusal(channel_max, requested, configurable=configurable))
         max_rating = effective_max(channel_max, requested)
@@ -529,6 +559,9 @@ class Replies:
     async def category(
         self, *, user_id: int, channel_max: Rating, search: str = "", page: int = 1
     ) -> Reply:
+        channel_max = self.cap(channel_max)
+        if self.catalog.uses_tags:
+            return self._tags(user_id=user_id, channel_max=channel_max, search=search, page=page)
         if not self.catalog.category_index:
             self.catalog.set_categories(await self.lookups.category_list())
         wanted = search.strip().casefold()
@@ -550,6 +583,31 @@ class Replies:
             ):
                 view.add_item(item)
         return Reply(embeds=[render.category_list_embed(chunk, page, pages)], view=view)
+
+    def _tags(self, *, user_id: int, channel_max: Rating, search: str, page: int) -> Reply:
+        """``/neko category`` on an API with free-form tags (v4): the tags seen so far."""
+        wanted = search.strip().casefold()
+        listed = [t for t in self.catalog.visible_tags(channel_max) if wanted in t[0].casefold()]
+        if not listed:
+            if wanted:
+                return notice(f"No tag seen so far matches `{plain_text(search, 50)}`.")
+            return notice(
+                "No tags seen yet: the bot learns them from the images it fetches. "
+                "Try `/neko random` first, then look again."
+            )
+        pages = math.ceil(len(listed) / TAGS_PER_PAGE)
+        page = max(1, min(page, pages))
+        chunk = listed[(page - 1) * TAGS_PER_PAGE : page * TAGS_PER_PAGE]
+        view = None
+        if pages > 1:
+            view = discord.ui.View(timeout=None)
+            for item in pager_items(
+                lambda p, d, off: CategoryPageButton(user_id, p, d, search[:50], disabled=off),
+                page,
+                pages,
+            ):
+                view.add_item(item)
+        return Reply(embeds=[render.tag_list_embed(chunk, page, pages)], view=view)
 
     # ------------------------------------------------------------------ /neko stats, about
 

@@ -250,7 +250,10 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             channel = guild.get_channel(channel_id)
             flag = context_from_channel(channel).is_age_restricted if channel else None
             channels.append((channel_id, f"<#{channel_id}>", flag))
-        await self._reply(interaction, "\n".join(overview_lines(settings, channels, changes)))
+        lines = overview_lines(settings, channels, changes)
+        if (caveat := self.bot.content_caveat) is not None:
+            lines = [f"⚠️ {caveat}", "", *lines]
+        await self._reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="channel", description="Set which ratings one channel may show")
     @app_commands.describe(
@@ -286,8 +289,11 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             await self._reply(interaction, f"{channel.mention} was already set that way.")
             return
         settings = await self.bot.store.get_guild_settings(guild.id)
-        now = allowed_max(context_from_channel(channel), settings)
-        await self._reply(interaction, f"Saved. {channel.mention} now shows up to **{now.label}**.")
+        now = self.bot.replies.cap(allowed_max(context_from_channel(channel), settings))
+        text = f"Saved. {channel.mention} now shows up to **{now.label}**."
+        if rating is not None and rating > now and (caveat := self.bot.content_caveat):
+            text += f"\n{caveat}"
+        await self._reply(interaction, text)
 
     @app_commands.command(name="default", description="Set the server-wide default rating")
     @app_commands.describe(level="Highest rating for channels without their own setting")
@@ -316,6 +322,8 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
                 "age-restricted channels without their own setting now allow up to "
                 f"**{level}**."
             )
+        if rating > self.bot.replies.ceiling and (caveat := self.bot.content_caveat):
+            note += f"\n{caveat}"
         await self._reply(interaction, f"Saved. The server default is now **{level}**.{note}")
 
     @app_commands.command(name="reset", description="Clear every content setting of this server")

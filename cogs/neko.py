@@ -32,6 +32,10 @@ def _rating(value: str | None) -> Rating | None:
     return Rating.from_label(value) if value else None
 
 
+async def _ready(reply: Reply) -> Reply:
+    return reply
+
+
 class Neko(commands.Cog):
     """The member-facing commands.
 
@@ -50,6 +54,16 @@ class Neko(commands.Cog):
 
     def __init__(self, bot: NekosBot) -> None:
         self.bot = bot
+        # Only what the configured API can do is registered: a missing command beats one that
+        # always fails (v4 has tags instead of categories, and no artists or characters).
+        caps = bot.capabilities
+        if caps.has_tags:
+            self.neko.remove_command("random")
+            self.neko.add_command(self._random_by_tags_command())
+        if not caps.has_artists:
+            self.neko.remove_command("artist")
+        if not caps.has_characters:
+            self.neko.remove_command("character")
 
     async def cog_load(self) -> None:
         self.bot.button_handler = self
@@ -145,15 +159,47 @@ class Neko(commands.Cog):
     ) -> None:
         await self._random(interaction, categories, count, _rating(rating))
 
-    @random.autocomplete("categories")
-    async def _categories_autocomplete(
+    @app_commands.describe(
+        tags="Comma-separated tags, e.g. catgirl, sword",
+        count="How many images (1-10)",
+        rating="Only images of this rating (up to what this channel allows)",
+    )
+    async def _random_by_tags(
+        self,
+        interaction: discord.Interaction[Any],
+        tags: str | None = None,
+        count: app_commands.Range[int, 1, 10] = 1,
+        rating: RatingOption | None = None,
+    ) -> None:
+        await self._random(interaction, tags, count, _rating(rating))
+
+    def _random_by_tags_command(self) -> app_commands.Command[Any, ..., None]:
+        """``/neko random`` for an API with tags in place of categories (v4)."""
+        command: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name="random",
+            description="Random images, filtered by tags",
+            callback=Neko._random_by_tags,
+            parent=self.neko,
+        )
+        command.binding = self
+        command.autocomplete("tags")(self._category_choices)
+        return command
+
+    async def _category_choices(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        """Categories (v4: tags seen so far) this channel may show, completing the last typed."""
         channel_max = await self.bot.channel_max(interaction)
         return [
             app_commands.Choice(name=name, value=value)
             for name, value in self.bot.catalog.category_choices(current, channel_max)
         ]
+
+    @random.autocomplete("categories")
+    async def _categories_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._category_choices(interaction, current)
 
     @neko.command(name="artist", description="An artist's card and gallery")
     @app_commands.describe(name="The artist's name")
@@ -251,6 +297,15 @@ class Neko(commands.Cog):
     async def on_gallery_page(
         self, interaction: discord.Interaction[Any], artist_id: str, page: int
     ) -> None:
+        if not self.bot.capabilities.has_artists:
+            # A gallery made while the bot used v1, clicked after a switch to v4.
+            gone = notice(
+                "This gallery can't turn pages any more: the Nekos API this bot now uses has no "
+                "artists. Try `/neko random` instead."
+            )
+            gone.retire = True
+            await respond(interaction, lambda: _ready(gone), edit=True)
+            return
         channel_max = await self.bot.channel_max(interaction)
         user = interaction.user.id
 

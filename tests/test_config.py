@@ -38,8 +38,13 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings == Settings()
     assert settings.discord_token is None
     assert settings.nekos_api_token is None
-    assert settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL
-    assert settings.nekos_api_version == "v1"
+    # A fresh install talks to the API that is served today.
+    assert (
+        settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL == "https://api.nekosapi.com/v4"
+    )
+    assert settings.nekos_api_version == "v4"
+    assert settings.v4_allow_above_sfw is False
+    assert settings.v4_deny_tags == frozenset()
     assert settings.nekos_api_rate == 1.0
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.discord_api_base_url is None
@@ -144,7 +149,9 @@ def test_an_explicit_version_wins_over_the_url() -> None:
         {"NEKOS_API_BASE_URL": "https://mirror.example/nekos", "NEKOS_API_VERSION": "v4"}
     )
     assert settings.nekos_api_version == "v4"
-    assert Settings().nekos_api_version == "v1"
+    v1 = settings_from_mapping({"NEKOS_API_VERSION": "V1"})
+    assert v1.nekos_api_version == "v1"
+    assert v1.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL  # the URL is the operator's call
 
 
 def test_the_rate_sets_the_interval_between_requests() -> None:
@@ -335,5 +342,23 @@ def test_malformed_token_in_dotenv_is_not_echoed(
 
 def test_every_setting_the_bot_reads_is_in_env_example_and_nothing_else() -> None:
     example = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^#? ?([A-Z_]{5,})=", example, re.MULTILINE))
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]{4,})=", example, re.MULTILINE))
     assert documented == set(SETTING_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("YES", True), ("1", True), ("on", True), ("false", False), ("0", False)],
+)
+def test_v4_opt_in_above_sfw_reads_common_spellings(value: str, expected: bool) -> None:
+    assert settings_from_mapping({"NEKOS_V4_ALLOW_ABOVE_SFW": value}).v4_allow_above_sfw is expected
+
+
+def test_v4_opt_in_refuses_other_words() -> None:
+    with pytest.raises(ConfigError, match="NEKOS_V4_ALLOW_ABOVE_SFW must be true or false"):
+        settings_from_mapping({"NEKOS_V4_ALLOW_ABOVE_SFW": "maybe"})
+
+
+def test_v4_deny_tags_are_a_lower_cased_comma_list() -> None:
+    settings = settings_from_mapping({"NEKOS_V4_DENY_TAGS": " Small, tiny ,, Chibi "})
+    assert settings.v4_deny_tags == frozenset({"small", "tiny", "chibi"})

@@ -25,6 +25,7 @@ from bot.gating import (
     may_show,
     violates_minor_safety,
 )
+from bot.nekos import NekosClient
 from bot.nekos.models import Category, Character, Image, Rating
 from bot.replies import Replies, Reply
 from bot.serving import ImagePool, PoolSettings
@@ -484,7 +485,7 @@ async def test_randomised_serving_never_exceeds_allowed_rating_or_shows_minors()
         pool=pool,
         lookups=None,
         catalog=Catalog(CatalogSource(_nothing, _nothing, _nothing)),
-        api=None,  # type: ignore[arg-type]  # only downloads use it; delivery is by link
+        api=NekosClient("http://127.0.0.1:9/api"),  # never called: delivery is by link
         refusals=counter,
     )
     shown_by_rating: Counter[Rating] = Counter()

@@ -8,6 +8,7 @@ coloured from ``color_dominant``, all ``safe``, and ``check`` says v4.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import re
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import pytest
 
 from bot.catalog import Catalog, CatalogSource
 from bot.config import settings_from_mapping
-from bot.gating import RefusalCounter
+from bot.gating import DEFAULT_POLICY, ContentPolicy, RefusalCounter
 from bot.nekos import NekosClient, NekosV4Client, NotFound, Pacer, Rating
 from bot.replies import Replies
 from bot.serving import ImageRequest, PoolSettings, ServeStatus
@@ -72,31 +73,52 @@ def random_queries(fake: FakeNekosV4API | FakeNekosAPI, path: str) -> list[dict[
 async def test_the_pool_asks_v4_only_for_what_may_be_shown(
     api: NekosV4Client, fake: FakeNekosV4API
 ) -> None:
-    pool = make_pool(api, PoolSettings(upstream_max_rating=Rating.SFW), rng=random.Random(1))
+    pool = make_pool(api, rng=random.Random(1))
     try:
         result = await pool.take(request_for(frozenset({"catgirl"})))
     finally:
         await pool.stop()
     assert result.status is ServeStatus.FULL
-    assert random_queries(fake, "/v4/images/random") == [
-        {"limit": "25", "rating": "safe", "tags": "catgirl"}
-    ]
+    (query,) = random_queries(fake, "/v4/images/random")
+    # A full batch of v4's 100, safe only, leaving out tags that say otherwise.
+    assert {k: v for k, v in query.items() if k != "without_tags"} == {
+        "limit": "100",
+        "rating": "safe",
+        "tags": "catgirl",
+    }
+    assert set(query["without_tags"].split(",")) == DEFAULT_POLICY.not_sfw_tags
     for image in result.images:
         row = DATASET.by_id[int(image.id)]
         assert row.rating == "safe"
         assert "catgirl" in row.tags
 
 
-async def test_without_a_ceiling_the_pool_asks_for_every_rating_and_gates_itself(
+async def test_with_the_opt_in_an_nsfw_request_asks_for_every_rating_and_gates_itself(
+    api: NekosV4Client, fake: FakeNekosV4API
+) -> None:
+    pool = make_pool(api, policy=ContentPolicy(unverified_above_sfw=True), rng=random.Random(1))
+    try:
+        request = dataclasses.replace(request_for(count=10), max_rating=Rating.NSFW)
+        result = await pool.take(request)
+    finally:
+        await pool.stop()
+    assert random_queries(fake, "/v4/images/random")[0] == {
+        "limit": "100",
+        "rating": "safe,suggestive,borderline,explicit",
+    }
+    assert result.images
+
+
+async def test_without_the_opt_in_the_pool_never_asks_v4_above_sfw(
     api: NekosV4Client, fake: FakeNekosV4API
 ) -> None:
     pool = make_pool(api, rng=random.Random(1))
     try:
-        result = await pool.take(request_for(count=10))
+        request = dataclasses.replace(request_for(count=10), max_rating=Rating.NSFW)
+        await pool.take(request)
     finally:
         await pool.stop()
-    assert random_queries(fake, "/v4/images/random")[0] == {"limit": "25"}
-    assert {DATASET.by_id[int(i.id)].rating for i in result.images} == {"safe"}
+    assert [q["rating"] for q in random_queries(fake, "/v4/images/random")] == ["safe"]
 
 
 async def test_v1_is_called_as_before_even_with_a_ceiling() -> None:
@@ -200,7 +222,7 @@ def test_settings_pick_the_client_and_its_pace() -> None:
             {"NEKOS_API_BASE_URL": "https://api.nekosapi.com/v4", "NEKOS_API_RATE": "4"}
         )
     )
-    v1 = make_api(settings_from_mapping({}))
+    v1 = make_api(settings_from_mapping({"NEKOS_API_BASE_URL": "https://v1.nekosapi.com/api"}))
     assert isinstance(v4, NekosV4Client)
     assert isinstance(v1, NekosClient)
     assert v4.pacer.state().interval == pytest.approx(0.25 + 0.1)  # the margin stays
@@ -236,15 +258,20 @@ async def test_preview_random_shows_five_safe_images_coloured_from_the_api(
 
 
 async def test_preview_random_with_tags_and_a_wider_channel(cli: Cli, fake: FakeNekosV4API) -> None:
-    tagged, wider = await asyncio.gather(
+    opted_in = v4_env(fake, NEKOS_V4_ALLOW_ABOVE_SFW="true")
+    tagged, wider, capped = await asyncio.gather(
         cli("preview", "random", "--tags", "catgirl", "--count", "3", env=v4_env(fake)),
+        cli("preview", "random", "--max-rating", "nsfw", "--count", "2", env=opted_in),
         cli("preview", "random", "--max-rating", "nsfw", "--count", "2", env=v4_env(fake)),
     )
     assert tagged.code == 0, tagged.output
     assert all("catgirl" in DATASET.by_id[i].tags for i in shown_ids(tagged.json()))
     assert wider.code == 0, wider.output
+    assert capped.code == 0, capped.output
     ratings = sorted(q.get("rating", "") for q in random_queries(fake, "/v4/images/random"))
-    assert ratings == ["safe", "safe,suggestive,borderline,explicit"]
+    # Without the operator's opt-in, even a channel allowing nsfw asks v4 for safe only.
+    assert ratings == ["safe", "safe", "safe,suggestive,borderline,explicit"]
+    assert {DATASET.by_id[i].rating for i in shown_ids(capped.json())} == {"safe"}
 
 
 async def test_preview_image_and_stats_on_v4(cli: Cli, fake: FakeNekosV4API) -> None:
@@ -262,7 +289,14 @@ async def test_preview_image_and_stats_on_v4(cli: Cli, fake: FakeNekosV4API) -> 
     fields = {f["name"]: f["value"] for f in embed["fields"]}
     assert fields["Images"] == f"{len(DATASET.images):,}"
     for label, count in DATASET.rating_counts().items():
-        assert f"{label}: {count:,}" in fields["Ratings"]
+        assert f"{label.capitalize()}: {count:,}" in fields["Ratings"]
+    # In v4's order, least restrictive first.
+    assert [line.split(":")[0] for line in fields["Ratings"].splitlines()] == [
+        "Safe",
+        "Suggestive",
+        "Borderline",
+        "Explicit",
+    ]
     assert embed["footer"]["text"] == "API version v4"
 
 

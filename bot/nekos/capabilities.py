@@ -7,10 +7,11 @@ checking the client's class.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-__all__ = ["V1_CAPABILITIES", "V4_CAPABILITIES", "ApiCapabilities", "ApiVersion"]
+__all__ = ["CAPABILITIES", "V1_CAPABILITIES", "V4_CAPABILITIES", "ApiCapabilities", "ApiVersion"]
 
 ApiVersion = Literal["v1", "v4"]
 
@@ -119,3 +120,9 @@ V4_CAPABILITIES: Final = ApiCapabilities(
     uses_token=False,
     signed_urls=False,
 )
+
+CAPABILITIES: Final[Mapping[ApiVersion, ApiCapabilities]] = {
+    "v1": V1_CAPABILITIES,
+    "v4": V4_CAPABILITIES,
+}
+"""Each version's capabilities, for deciding before a client exists (which commands to register)."""

@@ -47,7 +47,7 @@ def search_pattern(query: str) -> str:
 
 def utf16_length(text: str) -> int:
     """``text.length`` in JavaScript (the server's language): UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def name_pattern(name: str, max_length: int) -> RawPattern:

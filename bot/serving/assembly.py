@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiohttp
 
 from bot.config import Settings
+from bot.gating import DEFAULT_POLICY, YOUTH_TAGS, ContentPolicy
 from bot.nekos import NekosApi, NekosClient, NekosV4Client, Pacer, make_client
 from bot.nekos.errors import NotFound
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
@@ -18,7 +21,7 @@ from .lookups import CachedLookups, LookupSettings
 from .pool import ImagePool, PoolSettings
 from .protocols import LookupSource
 
-__all__ = ["ImagesOnlyLookups", "make_api", "make_lookups", "make_pool"]
+__all__ = ["ImagesOnlyLookups", "content_policy", "make_api", "make_lookups", "make_pool"]
 
 
 def make_api(settings: Settings, *, session: aiohttp.ClientSession | None = None) -> NekosApi:
@@ -34,17 +37,44 @@ def make_api(settings: Settings, *, session: aiohttp.ClientSession | None = None
     )
 
 
+def content_policy(settings: Settings) -> ContentPolicy:
+    """The operator's content rules: the v4 opt-in and the youth deny-list with their additions."""
+    return ContentPolicy(
+        unverified_above_sfw=settings.v4_allow_above_sfw,
+        youth_tags=YOUTH_TAGS | settings.v4_deny_tags,
+    )
+
+
 def make_pool(
-    client: NekosApi, settings: PoolSettings | None = None, *, rng: random.Random | None = None
+    client: NekosApi,
+    settings: PoolSettings | None = None,
+    *,
+    policy: ContentPolicy = DEFAULT_POLICY,
+    rng: random.Random | None = None,
+    observe: Callable[[Sequence[Image]], None] | None = None,
 ) -> ImagePool:
-    """The random-image pool; its member-driven batches go ahead of single-member lookups."""
+    """The random-image pool; its member-driven batches go ahead of single-member lookups.
+
+    What the API can do shapes each call: the largest batch it gives, and (v4) asking only for
+    the ratings the waiting requests may show, never above the policy's ceiling, with sfw calls
+    leaving out tags that say otherwise. ``observe`` sees every batch (the tag catalogue).
+    """
+    caps = client.capabilities
+    tuned = dataclasses.replace(
+        settings or PoolSettings(),
+        batch_size=caps.max_random_batch,
+        rating_filter=caps.rating_filter,
+        upstream_max_rating=policy.ceiling(caps.has_characters),
+        sfw_exclude_tags=tuple(sorted(policy.not_sfw_tags)) if caps.tag_exclusion else (),
+    )
     return ImagePool(
         client,
         interactive_priority=Priority.SHARED,  # one batch feeds many members
         background_priority=Priority.BACKGROUND,
-        settings=settings,
+        settings=tuned,
         estimator=client.pacer,
         rng=rng,
+        observe=observe,
     )
 
 
