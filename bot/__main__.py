@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run|sync|check|preview|health]``.
+"""Command line: ``python -m bot [run|sync|check|preview|health|migrate-store]``.
 
 Every failure an operator can cause (a missing token, a bad setting, an unreachable API) ends in
 one clear line on stderr and a non-zero exit code, never a traceback.
@@ -39,6 +39,21 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--force", action="store_true", help="sync even if nothing changed")
     sub.add_parser("check", help="validate settings, the store and the Nekos API, then exit")
     sub.add_parser("health", help="exit 0 when the running bot is connected (Docker HEALTHCHECK)")
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every setting and the audit trail from one database to another",
+        description="Copy guild defaults, channel overrides and the whole audit trail (ids, "
+        "times and actors kept) from one settings database to another, in one transaction on "
+        "the target, then read them back and compare. Stop the bot first.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="URL", help="copy from")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="copy to")
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the target already holds first (by default a non-empty target is "
+        "refused and nothing is written)",
+    )
 
     preview = sub.add_parser(
         "preview", help="print the message a command would send, without Discord"
@@ -68,8 +83,16 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> int:
     return code
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+def _secrets(settings: Settings, database_urls: Sequence[str]) -> list[str]:
+    from .store.urls import parse_database_url
+
+    secrets = [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+    for url in database_urls:
+        try:
+            secrets.extend(parse_database_url(url).secrets)
+        except ValueError:
+            continue  # refused with its own message later; nothing to mask in it
+    return secrets
 
 
 async def _run_bot(settings: Settings) -> int:
@@ -154,6 +177,22 @@ async def _preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not payload.get("flags") else 1
 
 
+async def _migrate_store(args: argparse.Namespace) -> int:
+    from .store import StoreError, StoreNotEmptyError
+    from .store.migrate import copy_store
+
+    try:
+        report = await copy_store(args.source, args.target, replace=args.replace)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except StoreNotEmptyError as exc:
+        return _fail(f"{exc}; nothing was copied. Pass --replace to overwrite it", 1)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was copied", 1)
+    print(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
@@ -171,8 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(reason)
         return 0 if ok else 1
 
+    database_urls = [settings.database_url]
+    if command == "migrate-store":
+        database_urls += [args.source, args.target]
     setup_logging(
-        settings.log_level if command in ("run", "sync") else "WARNING", _secrets(settings)
+        settings.log_level if command in ("run", "sync") else "WARNING",
+        _secrets(settings, database_urls),
     )
     try:
         if command == "run":
@@ -181,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sync(settings, args.guild, args.force))
         if command == "check":
             return asyncio.run(_check(settings))
+        if command == "migrate-store":
+            return asyncio.run(_migrate_store(args))
         return asyncio.run(_preview(settings, args))
     except ConfigError as exc:
         return _fail(str(exc))

@@ -91,7 +91,8 @@ class Settings:
     discord_token: Secret | None = None
     nekos_api_base_url: str = DEFAULT_NEKOS_API_BASE_URL
     nekos_api_token: Secret | None = None
-    database_url: str = DEFAULT_DATABASE_URL
+    # Not in repr: a postgresql:// URL may carry a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     discord_api_base_url: str | None = None
     log_level: str = "INFO"
     image_delivery: ImageDelivery = "link"
@@ -174,8 +175,13 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:
-        if "://" not in value:
-            raise ConfigError("DATABASE_URL must look like sqlite:///data/nekos-bot.db")
+        # Imported here: the store pulls in its database drivers, which `health` never needs.
+        from bot.store.urls import parse_database_url
+
+        try:
+            parse_database_url(value)
+        except ValueError as exc:
+            raise ConfigError(f"DATABASE_URL is not usable: {exc}") from None
         kwargs["database_url"] = value
     if (value := get("LOG_LEVEL")) is not None:
         level = value.upper()

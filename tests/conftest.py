@@ -8,6 +8,8 @@ import pytest
 
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.pg_service import pg_database  # noqa: F401  (a fixture: a fresh PostgreSQL database)
+from tests.store_backends import backend_url  # noqa: F401  (a fixture: each store backend's URL)
 
 
 @pytest.fixture
