@@ -1,8 +1,8 @@
 """Write settings in a loop, printing ``ACK n`` after each committed write (for the kill -9 test).
 
-Usage: ``python tests/store_writer.py DATABASE_URL GUILD_ID FIRST_N``. Write ``n`` (from FIRST_N up) is
-made by actor ``n``: every fifth one changes the guild default to the next rating in the cycle,
-the others set channel ``CHANNEL_BASE + n`` to ``RATINGS[n % 3]``. Runs until killed.
+Usage: ``python tests/store_writer.py DATABASE_URL GUILD_ID FIRST_N``. Write ``n`` (from FIRST_N
+up) is made by actor ``n``: every fifth one changes the guild default to the next rating in the
+cycle, the others set channel ``CHANNEL_BASE + n`` to ``RATINGS[n % 3]``. Runs until killed.
 """
 
 from __future__ import annotations
