@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -27,6 +28,7 @@ __all__ = [
     "pg_database",
     "require_service",
     "tcp_proxy",
+    "wait_until",
 ]
 
 PG_HOST = "127.0.0.1"
@@ -81,6 +83,16 @@ class PgDatabase:
         conn = await asyncpg.connect(self.url, timeout=5)
         try:
             yield conn
+        finally:
+            await conn.close()
+
+    async def allow_connections(self, allowed: bool) -> None:
+        """Let new connections in, or refuse them (those already open keep working)."""
+        conn = await asyncpg.connect(ADMIN_DSN, timeout=5)
+        try:
+            await conn.execute(
+                f'ALTER DATABASE "{self.name}" WITH ALLOW_CONNECTIONS {str(allowed).lower()}'
+            )
         finally:
             await conn.close()
 
@@ -187,3 +199,18 @@ async def tcp_proxy(target_port: int = PG_PORT) -> AsyncIterator[TcpProxy]:
         yield proxy
     finally:
         await proxy.stop()
+
+
+async def wait_until(
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,  # noqa: ASYNC109
+) -> None:
+    """Poll ``check`` (sync or async) until it holds; the bound is for correctness, not timing."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)

@@ -70,6 +70,8 @@ _UNREACHABLE: Final = (
     asyncpg.InterfaceError,  # the connection is closed or in a broken state
     asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting up, cancelled
     asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    # What asyncpg raises on a connection the server terminated while it was idle (#1069).
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -162,26 +164,26 @@ class PostgresSettingsStore(SqlSettingsStore):
         async with self._open_lock:
             if self._pool is not None:
                 return
+            pool = asyncpg.create_pool(
+                self._target.location,
+                # No floor: connections open on demand, so an outage logs nothing from the
+                # pool's own reconnect loop (the store says it once).
+                min_size=0,
+                max_size=self._pool_size,
+                timeout=self._timeout,
+                server_settings=_SERVER_SETTINGS,
+            )
             try:
                 async with asyncio.timeout(OPEN_TIMEOUT):
-                    pool = await asyncpg.create_pool(
-                        self._target.location,
-                        min_size=1,
-                        max_size=self._pool_size,
-                        timeout=self._timeout,
-                        server_settings=_SERVER_SETTINGS,
-                    )
-            except (*_UNREACHABLE, asyncpg.PostgresError, ValueError) as exc:
-                raise StoreUnavailable(
-                    f"cannot connect to PostgreSQL at {self.display}: {self._describe(exc)}"
-                ) from exc
-            try:
+                    await pool
                 await self._migrate(pool)
             except BaseException as exc:
                 pool.terminate()
-                if isinstance(exc, StoreError):
-                    raise
-                if isinstance(exc, (*_UNREACHABLE, asyncpg.PostgresError)):
+                if isinstance(exc, (*_UNREACHABLE, ValueError)):
+                    raise StoreUnavailable(
+                        f"cannot connect to PostgreSQL at {self.display}: {self._describe(exc)}"
+                    ) from exc
+                if isinstance(exc, asyncpg.PostgresError):
                     raise StoreError(
                         f"cannot prepare settings database {self.display}: {self._describe(exc)}"
                     ) from exc
@@ -255,16 +257,20 @@ class PostgresSettingsStore(SqlSettingsStore):
                     attempt = _Attempt()
                     try:
                         async with pool.acquire() as conn:
-                            return await op(conn, attempt)
+                            try:
+                                return await op(conn, attempt)
+                            except (*_UNREACHABLE, asyncio.CancelledError):
+                                # Never hand a connection that failed (or stalled) mid-query
+                                # back to the pool: asyncpg may leave it half-broken.
+                                conn.terminate()
+                                raise
                     except _UNREACHABLE:
                         if not retry or attempt.committing:
                             raise
                         log.debug("settings database connection lost; retrying once")
                 raise AssertionError("unreachable")  # pragma: no cover
         except _UNREACHABLE as exc:
-            raise StoreUnavailable(
-                f"PostgreSQL at {self.display} is not reachable ({self._describe(exc)})"
-            ) from exc
+            raise StoreUnavailable(f"PostgreSQL is not reachable ({self._describe(exc)})") from exc
         except asyncpg.PostgresError as exc:
             raise StoreError(f"settings database error: {self._describe(exc)}") from exc
 
