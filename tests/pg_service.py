@@ -25,6 +25,7 @@ __all__ = [
     "PG_PORT",
     "PgDatabase",
     "TcpProxy",
+    "fresh_database",
     "pg_database",
     "require_service",
     "tcp_proxy",
@@ -112,9 +113,9 @@ class PgDatabase:
         return int(killed)
 
 
-@pytest.fixture
-async def pg_database() -> AsyncIterator[PgDatabase]:
-    """A new, empty database on the real server, dropped after the test."""
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[PgDatabase]:
+    """A new, empty database on the real server, dropped on exit (skips or fails without it)."""
     reason = await _unreachable_reason()
     if reason is not None:
         require_service(reason)
@@ -132,6 +133,13 @@ async def pg_database() -> AsyncIterator[PgDatabase]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+@pytest.fixture
+async def pg_database() -> AsyncIterator[PgDatabase]:
+    """A new, empty database on the real server, dropped after the test."""
+    async with fresh_database() as database:
+        yield database
 
 
 @dataclass
