@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .database_url import parse_database_url
 from .logs import setup_logging
 
 log = logging.getLogger("bot")
@@ -84,8 +85,6 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> int:
 
 
 def _secrets(settings: Settings, database_urls: Sequence[str]) -> list[str]:
-    from .store.urls import parse_database_url
-
     secrets = [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
     for url in database_urls:
         try:

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .database_url import parse_database_url
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_NEKOS_API_BASE_URL",
@@ -175,9 +177,6 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:
-        # Imported here: the store pulls in its database drivers, which `health` never needs.
-        from bot.store.urls import parse_database_url
-
         try:
             parse_database_url(value)
         except ValueError as exc:

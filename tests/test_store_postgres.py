@@ -39,6 +39,14 @@ def _store(url: str, **options: float) -> PostgresSettingsStore:
     return PostgresSettingsStore(parse_database_url(url), **options)
 
 
+async def _reads_default(store: PostgresSettingsStore, rating: Rating) -> bool:
+    """Whether the store answers, with ``rating`` as the default (``False`` while unreachable)."""
+    try:
+        return (await store.get_guild_settings(GUILD)).default is rating
+    except StoreUnavailable:
+        return False
+
+
 @pytest.fixture
 async def proxy() -> AsyncIterator[TcpProxy]:
     async with tcp_proxy() as started:
@@ -197,13 +205,7 @@ async def test_database_down_fails_closed_and_the_store_recovers_by_itself(
 
         await proxy.start()  # the same port: the database is back
 
-        async def default_readable() -> bool:
-            try:
-                return (await store.get_guild_settings(GUILD)).default is Rating.NSFW
-            except StoreUnavailable:
-                return False
-
-        await wait_until(default_readable)
+        await wait_until(lambda: _reads_default(store, Rating.NSFW))
         await wait_until(lambda: store.listening)
         change = await store.set_channel_override(GUILD, 1, Rating.SFW, ADMIN)
         assert change.id is not None
@@ -232,13 +234,7 @@ async def test_a_silent_network_counts_as_down(pg_database: PgDatabase, proxy: T
         await proxy.stop()  # drop the stalled connections, as a network that heals would
         await proxy.start()
 
-        async def readable() -> bool:
-            try:
-                return (await store.get_guild_settings(GUILD)).default is Rating.NSFW
-            except StoreUnavailable:
-                return False
-
-        await wait_until(readable)
+        await wait_until(lambda: _reads_default(store, Rating.NSFW))
 
 
 async def test_terminated_connections_are_replaced_without_a_restart(

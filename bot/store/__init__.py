@@ -7,6 +7,13 @@ behind it.
 
 from __future__ import annotations
 
+from bot.database_url import (
+    DatabaseTarget,
+    mask_database_url,
+    parse_database_url,
+    sqlite_path_from_url,
+)
+
 from .base import (
     Change,
     ChangeScope,
@@ -22,7 +29,6 @@ from .base import (
 )
 from .postgres import PostgresSettingsStore
 from .sqlite import SqliteSettingsStore
-from .urls import DatabaseTarget, mask_database_url, parse_database_url, sqlite_path_from_url
 
 __all__ = [
     "Change",

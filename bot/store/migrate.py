@@ -11,9 +11,10 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.database_url import parse_database_url
+
 from . import open_store
 from .base import StoreCounts, StoreError
-from .urls import parse_database_url
 
 __all__ = ["CopyReport", "copy_store"]
 

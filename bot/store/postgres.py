@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import asyncpg
 
+from bot.database_url import MASK, DatabaseTarget
+
 from .base import StoreClosedError, StoreError, StoreHealth, StoreUnavailable
 from .sql import (
     Clock,
@@ -38,7 +40,6 @@ from .sql import (
     read_migrations,
     utcnow,
 )
-from .urls import MASK, DatabaseTarget
 
 __all__ = ["CHANNEL", "PostgresSettingsStore", "load_migrations"]
 
@@ -61,6 +62,8 @@ _SERVER_SETTINGS: Final = {"application_name": "nekos-bot", "synchronous_commit"
 _LISTENER_SETTINGS: Final = {**_SERVER_SETTINGS, "application_name": "nekos-bot-listener"}
 OPEN_TIMEOUT: Final = 10.0
 _RETRY_MIN, _RETRY_MAX = 0.2, 5.0
+_STABLE = 30.0
+"""Seconds a change feed connection must last to count as healthy again (resets the backoff)."""
 
 # What "the database cannot be reached" looks like from asyncpg.
 _UNREACHABLE: Final = (
@@ -154,6 +157,7 @@ class PostgresSettingsStore(SqlSettingsStore):
     def _describe(self, exc: BaseException) -> str:
         """``exc`` in a few words, with any password from the URL masked."""
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        text = " ".join(text.split())  # one line, for logs and `check`
         for secret in self._target.secrets:
             text = text.replace(secret, MASK)
         return text
@@ -360,10 +364,13 @@ class PostgresSettingsStore(SqlSettingsStore):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
                 continue
-            delay = _RETRY_MIN
+            connected_at = time.monotonic()
             try:
                 reason = await self._follow(conn, lost_at)
             except (*_UNREACHABLE, asyncpg.PostgresError) as exc:
+                reason = self._describe(exc)
+            except Exception as exc:  # a bug must not end the feed for good: log it, go on
+                log.exception("settings change feed failed unexpectedly")
                 reason = self._describe(exc)
             finally:
                 self._listening = False
@@ -375,6 +382,9 @@ class PostgresSettingsStore(SqlSettingsStore):
                 "until it is back",
                 reason,
             )
+            # A feed that keeps dropping right after connecting backs off like a failed connect.
+            delay = _RETRY_MIN if lost_at - connected_at > _STABLE else min(delay * 2, _RETRY_MAX)
+            await asyncio.sleep(delay)
 
     async def _follow(self, conn: Connection, lost_at: float | None) -> str:
         """LISTEN on ``conn`` and watch it; return why it was lost."""

@@ -335,9 +335,9 @@ class SqlSettingsStore(SettingsStore):
 
     # ------------------------------------------------------------------ writes
 
-    async def _audit(self, tx: Tx, change: Change) -> Change:
-        [(row_id,)] = await tx.fetch(
-            _INSERT_AUDIT,
+    def _audit_row(self, change: Change) -> tuple[object, ...]:
+        """The audit columns after ``id``, in :data:`_AUDIT_COLUMNS` order."""
+        return (
             change.guild_id,
             change.actor_id,
             change.scope.value,
@@ -347,6 +347,9 @@ class SqlSettingsStore(SettingsStore):
             change.overrides_cleared,
             self._time_to_db(change.at),
         )
+
+    async def _audit(self, tx: Tx, change: Change) -> Change:
+        [(row_id,)] = await tx.fetch(_INSERT_AUDIT, *self._audit_row(change))
         return dataclasses.replace(change, id=int(row_id))
 
     async def set_channel_override(
@@ -489,20 +492,7 @@ class SqlSettingsStore(SettingsStore):
             await tx.executemany(
                 f"INSERT INTO settings_audit ({_AUDIT_COLUMNS})"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                [
-                    (
-                        change.id,
-                        change.guild_id,
-                        change.actor_id,
-                        change.scope.value,
-                        change.channel_id,
-                        _rating_to_db(change.old),
-                        _rating_to_db(change.new),
-                        change.overrides_cleared,
-                        self._time_to_db(change.at),
-                    )
-                    for change in snapshot.audit
-                ],
+                [(change.id, *self._audit_row(change)) for change in snapshot.audit],
             )
             await self._after_import(tx)
             return None, None

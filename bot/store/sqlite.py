@@ -30,6 +30,8 @@ from typing import Any, Final, TypeVar
 
 import aiosqlite
 
+from bot.database_url import MEMORY
+
 from .base import StoreClosedError, StoreError
 from .sql import (
     Clock,
@@ -41,7 +43,6 @@ from .sql import (
     read_migrations,
     utcnow,
 )
-from .urls import MEMORY
 
 __all__ = [
     "MEMORY",

@@ -1,7 +1,8 @@
 """Database URLs: which backend, where, and how to show one without its password.
 
-Pure string handling, no I/O: ``bot.config`` validates ``DATABASE_URL`` with it at start-up.
-No error raised here repeats the URL, which may carry a password.
+Pure string handling, no I/O and no heavy imports: ``bot.config`` validates ``DATABASE_URL`` with
+it at start-up (also for ``health``), and ``bot.store`` picks its backend with it. No error raised
+here repeats the URL, which may carry a password.
 """
 
 from __future__ import annotations
