@@ -230,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except OSError as exc:  # aiohttp's connection errors are OSErrors too
         return _fail(f"network error ({type(exc).__name__}): check the connection and try again", 1)
+    except Exception as exc:
+        from .store import StoreError  # imported late: `health` never loads the store
+
+        if isinstance(exc, StoreError):  # messages name the database, never its password
+            return _fail(f"settings store: {exc}", 1)
+        raise
     except KeyboardInterrupt:
         return 130
 

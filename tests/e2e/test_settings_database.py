@@ -7,6 +7,7 @@ outage is a loopback proxy between the bot and the server being stopped and star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from bot.nekos.models import Rating
 from bot.store import open_store
 from bot.store.postgres import PostgresSettingsStore
+from tests.bot_process import spawned
 from tests.e2e.conftest import (
     Stack,
     check_shown,
@@ -89,3 +91,31 @@ async def test_a_database_outage_fails_closed_and_heals_by_itself(
         changes = await store.recent_changes(spicy.guild.id)
         assert [(c.channel_id, c.new) for c in changes] == [(spicy.lounge.id, Rating.NSFW)]
     spicy.emu.assert_no_violations()
+
+
+async def test_the_bot_refuses_to_start_on_an_unreachable_database_in_one_line(
+    stack: Stack, pg_database: PgDatabase
+) -> None:
+    async with tcp_proxy() as closed:
+        port = closed.port  # nothing listens there any more
+    env_file = stack.tmp_path / "bot.env"
+    url = pg_database.url_via(port, password="hunter2pw")
+    settings = {**stack.env, "DATABASE_URL": url, "LOG_LEVEL": "INFO"}
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+    log_path = stack.tmp_path / "bot.log"
+
+    async with spawned("bot", env_file, log_path) as process:
+        code = await asyncio.wait_for(process.wait(), 60)
+
+    output = log_path.read_text(encoding="utf-8")
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: settings store: cannot connect to PostgreSQL at "
+            f"postgresql://postgres:********@127.0.0.1:{port}/{pg_database.name}: "
+        )
+    )
+    assert "hunter2pw" not in output
