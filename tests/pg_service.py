@@ -4,7 +4,8 @@ The development and CI machines run PostgreSQL at 127.0.0.1:5432 (trust auth, us
 database ``test``). Tests that need it take the :func:`pg_database` fixture, which creates a
 database with a random name and drops it afterwards, so tests (and other projects' tests on the
 same server) never see each other's data. Without the server those tests are skipped with one
-line saying why; with ``CI=true`` its absence fails them instead (``.ci/run`` starts it).
+line saying why (the :func:`pytest_runtest_setup` hook, imported into ``tests/conftest.py``);
+with ``CI=true`` its absence fails them instead (``.ci/run`` starts it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import inspect
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ __all__ = [
     "TcpProxy",
     "fresh_database",
     "pg_database",
+    "pytest_runtest_setup",
     "require_service",
     "tcp_proxy",
     "wait_until",
@@ -38,6 +41,7 @@ PG_USER = "postgres"
 ADMIN_DSN = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/test"
 
 _probe: list[str | None] = []  # [] = not probed yet; [None] = reachable; [reason] = not
+_port_probe: list[str | None] = []
 
 
 def require_service(reason: str) -> None:
@@ -45,6 +49,38 @@ def require_service(reason: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; CI=true requires it (.ci/run starts it)", pytrace=False)
     pytest.skip(reason)
+
+
+def _needs_postgres(item: pytest.Item) -> bool:
+    """Tests that take a database, or run once per backend with ``postgres`` as the backend."""
+    if "pg_database" in getattr(item, "fixturenames", ()):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgres" in callspec.params.values()
+
+
+def _port_closed_reason() -> str | None:
+    if not _port_probe:
+        try:
+            socket.create_connection((PG_HOST, PG_PORT), timeout=2).close()
+        except OSError as exc:
+            _port_probe.append(
+                f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT} ({type(exc).__name__})"
+            )
+        else:
+            _port_probe.append(None)
+    return _port_probe[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or with CI=true fail) a test needing PostgreSQL before its fixtures run.
+
+    Raised here, every such skip has the same location and reason, so pytest's summary folds
+    them into one line.
+    """
+    if _needs_postgres(item) and (reason := _port_closed_reason()) is not None:
+        require_service(reason)
 
 
 async def _unreachable_reason() -> str | None:
