@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Settings
-from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos import NekosError, Unauthorized
+from .serving.assembly import make_api
 from .store import StoreError, open_store
 
 __all__ = ["CheckResult", "run_checks"]
@@ -29,30 +30,51 @@ async def _check_store(settings: Settings) -> CheckResult:
 
 
 async def _check_api(settings: Settings) -> list[CheckResult]:
-    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+    """Which version the bot talks to and what it can do, proven by one request."""
     results = []
-    client = NekosClient(settings.nekos_api_base_url, token, timeout=settings.api_timeout)
+    base_url = settings.nekos_api_base_url
+    client = make_api(settings)
+    capabilities = client.capabilities
     try:
         async with client:
+            # v1: GET /; v4 has none, so its api_info() is one GET /images?limit=1.
             info = await client.api_info()
+            server = (
+                f" (server version {info.version})"
+                if capabilities.has_api_info and info.version
+                else ""
+            )
             results.append(
                 CheckResult(
                     "nekos api",
                     True,
-                    f"reachable at {settings.nekos_api_base_url} (version {info.version or '?'})",
+                    f"{capabilities.version} at {base_url}{server} — {capabilities.summary()}",
                 )
             )
             details = client.token_details
             if details is not None:
                 scopes = ", ".join(details.scopes) or "no scopes"
                 results.append(CheckResult("nekos api token", True, f"valid; scopes: {scopes}"))
+            elif settings.nekos_api_token is not None and not capabilities.uses_token:
+                results.append(
+                    CheckResult(
+                        "nekos api token",
+                        True,
+                        f"set but not sent: {capabilities.version} has no authentication "
+                        "(remove NEKOS_API_TOKEN)",
+                    )
+                )
     except Unauthorized:
         results.append(
             CheckResult("nekos api token", False, "rejected by the API: fix or remove it")
         )
     except NekosError as exc:
         results.append(
-            CheckResult("nekos api", False, f"unreachable at {settings.nekos_api_base_url}: {exc}")
+            CheckResult(
+                "nekos api",
+                False,
+                f"unreachable at {base_url} ({capabilities.version}): {exc}",
+            )
         )
     return results
 
