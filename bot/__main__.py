@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run|sync|check|preview|health]``.
+"""Command line: ``python -m bot [run|sync|check|preview|health|migrate-store]``.
 
 Every failure an operator can cause (a missing token, a bad setting, an unreachable API) ends in
 one clear line on stderr and a non-zero exit code, never a traceback.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .database_url import parse_database_url
 from .logs import setup_logging
 
 log = logging.getLogger("bot")
@@ -42,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("check", help="validate settings, the store and the Nekos API, then exit")
     sub.add_parser("health", help="exit 0 when the running bot is connected (Docker HEALTHCHECK)")
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every setting and the audit trail from one database to another",
+        description="Copy guild defaults, channel overrides and the whole audit trail (ids, "
+        "times and actors kept) from one settings database to another, in one transaction on "
+        "the target, then read them back and compare. Stop the bot first.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="URL", help="copy from")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="copy to")
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the target already holds first (by default a non-empty target is "
+        "refused and nothing is written)",
+    )
 
     preview = sub.add_parser(
         "preview", help="print the message a command would send, without Discord"
@@ -79,8 +95,14 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> int:
     return code
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+def _secrets(settings: Settings, database_urls: Sequence[str]) -> list[str]:
+    secrets = [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+    for url in database_urls:
+        try:
+            secrets.extend(parse_database_url(url).secrets)
+        except ValueError:
+            continue  # refused with its own message later; nothing to mask in it
+    return secrets
 
 
 async def _run_bot(settings: Settings) -> int:
@@ -171,6 +193,22 @@ async def _preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not payload.get("flags") else 1
 
 
+async def _migrate_store(args: argparse.Namespace) -> int:
+    from .store import StoreError, StoreNotEmptyError
+    from .store.migrate import copy_store
+
+    try:
+        report = await copy_store(args.source, args.target, replace=args.replace)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except StoreNotEmptyError as exc:
+        return _fail(f"{exc}; nothing was copied. Pass --replace to overwrite it", 1)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was copied", 1)
+    print(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
@@ -188,8 +226,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(reason)
         return 0 if ok else 1
 
+    database_urls = [settings.database_url]
+    if command == "migrate-store":
+        database_urls += [args.source, args.target]
     setup_logging(
-        settings.log_level if command in ("run", "sync") else "WARNING", _secrets(settings)
+        settings.log_level if command in ("run", "sync") else "WARNING",
+        _secrets(settings, database_urls),
     )
     try:
         if command == "run":
@@ -200,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sync(settings, args.guild, args.force, args.clear))
         if command == "check":
             return asyncio.run(_check(settings))
+        if command == "migrate-store":
+            return asyncio.run(_migrate_store(args))
         return asyncio.run(_preview(settings, args))
     except ConfigError as exc:
         return _fail(str(exc))
@@ -207,7 +251,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"network error ({type(exc).__name__}): check the connection and try again", 1)
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except Exception as exc:
+        from .store import StoreError  # imported late: `health` never loads the store
+
+        if isinstance(exc, StoreError):  # messages name the database, never its password
+            return _fail(f"settings store: {exc}", 1)
         # Through logging, so the traceback is masked like every other record.
         log.exception("Unexpected failure in 'python -m bot %s'", command)
         return _fail("unexpected failure (details above); please report it", 1)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .database_url import parse_database_url
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_NEKOS_API_BASE_URL",
@@ -106,7 +108,8 @@ class Settings:
     """Show v4 images above sfw at all (v4 has no ages, so minors can't be ruled out by data)."""
     v4_deny_tags: frozenset[str] = frozenset()
     """Tags added to the shipped youth deny-list: never shown above sfw."""
-    database_url: str = DEFAULT_DATABASE_URL
+    # Not in repr: a postgresql:// URL may carry a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     discord_api_base_url: str | None = None
     log_level: str = "INFO"
     image_delivery: ImageDelivery = "link"
@@ -227,8 +230,10 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:
-        if "://" not in value:
-            raise ConfigError("DATABASE_URL must look like sqlite:///data/nekos-bot.db")
+        try:
+            parse_database_url(value)
+        except ValueError as exc:
+            raise ConfigError(f"DATABASE_URL is not usable: {exc}") from None
         kwargs["database_url"] = value
     if (value := get("LOG_LEVEL")) is not None:
         level = value.upper()

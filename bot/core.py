@@ -25,7 +25,7 @@ from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
-from .store import SettingsStore, open_store
+from .store import SettingsStore, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
 
@@ -83,6 +83,7 @@ class NekosBot(commands.AutoShardedBot):
         self.refusals = RefusalCounter()
         self.button_handler = None
         self.api_version: str | None = None
+        self._store_failing = False
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._warm: asyncio.Task[None] | None = None
@@ -220,7 +221,7 @@ class NekosBot(commands.AutoShardedBot):
         """The highest rating this interaction's channel allows right now."""
         ctx = context_from_interaction(interaction)
         settings = (
-            await self.store.get_guild_settings(ctx.guild_id)
+            await self._guild_settings(ctx.guild_id)
             if ctx.guild_id is not None and ctx.bot_in_guild
             else GuildSettings()
         )
@@ -242,6 +243,26 @@ class NekosBot(commands.AutoShardedBot):
             "operator chose to show images anyway, except any tagged with a youth-describing "
             "tag (a heuristic, not a guarantee)."
         )
+
+    async def _guild_settings(self, guild_id: int) -> GuildSettings:
+        """The guild's settings; none (so sfw everywhere) while the store cannot be read.
+
+        The one place gating fails closed: a member's command still works, showing sfw only.
+        Logged once when the store fails and once when it answers again, not per command.
+        """
+        try:
+            settings = await self.store.get_guild_settings(guild_id)
+        except StoreError as exc:
+            if not self._store_failing:
+                self._store_failing = True
+                log.error(
+                    "Settings store failing (%s); every channel is sfw-only until it is back", exc
+                )
+            return GuildSettings()
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("Settings store answering again; channel settings apply again")
+        return settings
 
     async def fetch_api_version(self) -> str | None:
         if self.api_version is None:

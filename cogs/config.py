@@ -36,7 +36,13 @@ HOW_TO_AGE_RESTRICT = (
     "Mark it age-restricted first: **Edit Channel → Overview → Age-Restricted Channel**, "
     "then run this again."
 )
-STORE_FAILED = "I couldn't save that change, so nothing changed. Please try again in a minute."
+STORE_FAILED = (
+    "I couldn't reach the settings database, so nothing changed. Please try again in a minute."
+)
+STORE_UNREADABLE = (
+    "I couldn't reach the settings database to read this server's settings. Until it is back, "
+    "every channel shows **sfw** only. Please try again in a minute."
+)
 
 # The channel types an override can be set on; threads and forum posts follow their parent.
 ConfigurableChannel = (
@@ -243,8 +249,13 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         if guild is None:
             await self._reply(interaction, "This command only works in a server.")
             return
-        settings = await self.bot.store.get_guild_settings(guild.id)
-        changes = await self.bot.store.recent_changes(guild.id, limit=10)
+        try:
+            settings = await self.bot.store.get_guild_settings(guild.id)
+            changes = await self.bot.store.recent_changes(guild.id, limit=10)
+        except StoreError as exc:
+            log.warning("Could not read the settings of guild %s: %s", guild.id, exc)
+            await self._reply(interaction, STORE_UNREADABLE)
+            return
         channels = []
         for channel_id in settings.overrides:
             channel = guild.get_channel(channel_id)
@@ -288,7 +299,12 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         if not change.changed:
             await self._reply(interaction, f"{channel.mention} was already set that way.")
             return
-        settings = await self.bot.store.get_guild_settings(guild.id)
+        try:
+            settings = await self.bot.store.get_guild_settings(guild.id)
+        except StoreError:
+            # Saved all the same; only the summary of what the channel now allows is missing.
+            await self._reply(interaction, f"Saved. {channel.mention} is set to **{level}**.")
+            return
         now = self.bot.replies.cap(allowed_max(context_from_channel(channel), settings))
         text = f"Saved. {channel.mention} now shows up to **{now.label}**."
         if rating is not None and rating > now and (caveat := self.bot.content_caveat):

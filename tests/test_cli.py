@@ -1,4 +1,5 @@
-"""``python -m bot``: exit codes and one-line errors, ``preview`` JSON, ``check`` and ``health``.
+"""``python -m bot``: exit codes and one-line errors, ``preview`` JSON, ``check``, ``health`` and
+``migrate-store``.
 
 Each test runs the real command line in a subprocess against a FakeNekosAPI served from this
 test's event loop (hence ``asyncio.create_subprocess_exec``). ``--env-file`` points into
@@ -23,8 +24,11 @@ import pytest
 from aiohttp import web
 
 from bot.health import write_heartbeat
+from bot.nekos.models import Rating
+from bot.store import open_store
 from tests.fakes.dataset import Dataset, generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.pg_service import PgDatabase
 
 REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -395,19 +399,99 @@ async def test_check_reports_a_missing_discord_token(cli: Cli, fake: FakeNekosAP
     assert "[ok] nekos api:" in result.stdout
 
 
-async def test_check_reports_an_unusable_database_url(cli: Cli, fake: FakeNekosAPI) -> None:
+async def test_check_reports_an_unreachable_database_without_its_password(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    port = closed_port()
     result = await cli(
         "check",
         env={
             "DISCORD_TOKEN": DISCORD_TOKEN,
-            "DATABASE_URL": "postgres://u:pw@db/x",
+            "DATABASE_URL": f"postgresql://bot:hunter2pw@127.0.0.1:{port}/nekos",
             **api_env(fake),
         },
     )
     assert result.code == 1
     assert "Traceback" not in result.output
-    assert "[FAIL] store:" in result.stdout
-    assert "pw@db" not in result.output
+    assert (
+        f"[FAIL] store: cannot connect to PostgreSQL at "
+        f"postgresql://bot:********@127.0.0.1:{port}/nekos"
+    ) in result.stdout
+    assert "hunter2pw" not in result.output
+
+
+async def test_unsupported_database_url_exits_2_without_echoing_it(cli: Cli) -> None:
+    result = await cli("check", env={"DATABASE_URL": "mysql://root:hunter2pw@db/x"})
+    assert result.code == 2
+    assert_clean_failure(result)
+    assert "DATABASE_URL is not usable: unsupported database URL scheme 'mysql'" in result.stderr
+    assert "hunter2pw" not in result.output
+
+
+async def test_check_passes_against_postgres(
+    cli: Cli, fake: FakeNekosAPI, pg_database: PgDatabase
+) -> None:
+    url = pg_database.url_via(pg_database.port, password="hunter2pw")  # trust auth ignores it
+    result = await cli(
+        "check", env={"DISCORD_TOKEN": DISCORD_TOKEN, "DATABASE_URL": url, **api_env(fake)}
+    )
+    assert result.code == 0, result.output
+    assert (
+        f"[ok] store: postgresql://postgres:********@127.0.0.1:5432/{pg_database.name}: "
+        "schema v1, 0 guild defaults, 0 channel overrides, 0 audit entries"
+    ) in result.stdout
+    assert "hunter2pw" not in result.output
+
+
+# ------------------------------------------------------------------------------ migrate-store
+
+
+async def test_migrate_store_copies_and_says_what_it_copied(
+    cli: Cli, pg_database: PgDatabase
+) -> None:
+    source = f"sqlite:///{cli.tmp_path / 'old.db'}"
+    async with open_store(source) as store:
+        await store.set_guild_default(1, Rating.NSFW, 5)
+        await store.set_channel_override(1, 2, Rating.QUESTIONABLE, 5)
+        await store.set_channel_override(1, 3, Rating.SFW, 6)
+    target = pg_database.url_via(pg_database.port, password="hunter2pw")
+
+    result = await cli("migrate-store", "--from", source, "--to", target)
+
+    assert result.code == 0, result.output
+    assert result.stdout.strip() == (
+        f"copied 1 guild default, 2 channel overrides, 3 audit entries from {source} to "
+        f"postgresql://postgres:********@127.0.0.1:5432/{pg_database.name} "
+        "(read back from the target and verified)"
+    )
+    assert "hunter2pw" not in result.output
+    async with open_store(pg_database.url) as copied:
+        settings = await copied.get_guild_settings(1)
+    assert settings.default is Rating.NSFW
+    assert dict(settings.overrides) == {2: Rating.QUESTIONABLE, 3: Rating.SFW}
+
+    again = await cli("migrate-store", "--from", source, "--to", target)
+    assert again.code == 1
+    assert_clean_failure(again)
+    assert again.stderr.strip().endswith(
+        "already holds 1 guild default, 2 channel overrides, 3 audit entries; "
+        "nothing was copied. Pass --replace to overwrite it"
+    )
+    replaced = await cli("migrate-store", "--from", source, "--to", target, "--replace")
+    assert replaced.code == 0, replaced.output
+
+
+async def test_migrate_store_with_a_missing_source_fails_cleanly(cli: Cli) -> None:
+    result = await cli(
+        "migrate-store",
+        "--from",
+        f"sqlite:///{cli.tmp_path / 'nope.db'}",
+        "--to",
+        f"sqlite:///{cli.tmp_path / 'new.db'}",
+    )
+    assert result.code == 1
+    assert_clean_failure(result)
+    assert "does not exist; nothing was copied" in result.stderr
 
 
 # ------------------------------------------------------------------------------ health

@@ -102,6 +102,9 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("DISCORD_API_BASE_URL", "http://localhost:9000/api/v10//", "discord_api_base_url",
      "http://localhost:9000/api/v10"),
     ("DATABASE_URL", "sqlite:////var/lib/bot.db", "database_url", "sqlite:////var/lib/bot.db"),
+    ("DATABASE_URL", "postgresql://bot:pw@db:5432/bot", "database_url",
+     "postgresql://bot:pw@db:5432/bot"),
+    ("DATABASE_URL", "postgres://bot@db/bot", "database_url", "postgres://bot@db/bot"),
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", "Warning", "log_level", "WARNING"),
     ("LOG_LEVEL", "CRITICAL", "log_level", "CRITICAL"),
@@ -177,6 +180,9 @@ INVALID: list[tuple[str, str]] = [
     ("NEKOS_API_RATE", "inf"),
     ("DISCORD_API_BASE_URL", "ws://localhost:9000"),
     ("DATABASE_URL", "data/nekos-bot.db"),
+    ("DATABASE_URL", "mysql://root@db/bot"),
+    ("DATABASE_URL", "sqlite://host/x.db"),
+    ("DATABASE_URL", "postgresql://bot@db:port/bot"),
     ("LOG_LEVEL", "verbose"),
     ("LOG_LEVEL", "10"),
     ("IMAGE_DELIVERY", "upload"),
@@ -267,6 +273,11 @@ def test_settings_repr_hides_both_tokens() -> None:
     text = repr(settings) + str(settings)
     assert DISCORD_TOKEN not in text
     assert NEKOS_TOKEN not in text
+
+
+def test_settings_repr_hides_the_database_password() -> None:
+    settings = settings_from_mapping({"DATABASE_URL": "postgresql://bot:hunter2pw@db/bot"})
+    assert "hunter2pw" not in repr(settings) + str(settings)
 
 
 # ---------------------------------------------------------------------------------- .env
