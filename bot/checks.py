@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .budget import describe_budget, open_budget
 from .config import Settings
 from .nekos import NekosClient, NekosError, Unauthorized
 from .store import StoreError, open_store
@@ -31,7 +32,27 @@ async def _check_store(settings: Settings) -> CheckResult:
 async def _check_api(settings: Settings) -> list[CheckResult]:
     token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
     results = []
-    client = NekosClient(settings.nekos_api_base_url, token, timeout=settings.api_timeout)
+    # Through the running bot's request budget, so a check never earns it a 429.
+    async with open_budget(settings) as budget, budget.session() as session:
+        client = NekosClient(
+            settings.nekos_api_base_url,
+            token,
+            session=session,
+            pacer=budget.pacer(),
+            timeout=settings.api_timeout,
+        )
+        results.extend(await _use_api(settings, client))
+        state = client.pacer.state()
+        results.append(
+            CheckResult(
+                "request budget", state.budget_ok, f"{describe_budget(state)} (key {budget.key})"
+            )
+        )
+    return results
+
+
+async def _use_api(settings: Settings, client: NekosClient) -> list[CheckResult]:
+    results = []
     try:
         async with client:
             info = await client.api_info()

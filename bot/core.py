@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 import aiohttp
 import discord
@@ -13,6 +12,7 @@ import yarl
 from discord.ext import commands
 
 from . import __version__
+from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
 from .config import ConfigError, Settings
@@ -77,20 +77,22 @@ class NekosBot(commands.AutoShardedBot):
         self.api_version: str | None = None
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._data_dir = Path(
-            settings.health_file.parent if settings.health_file is not None else "data"
-        )
+        self._data_dir = settings.data_dir
+        self._budget: RequestBudget | None = None
 
     # ------------------------------------------------------------------ start-up
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        self._http_session = aiohttp.ClientSession()
+        # One request budget shared with every other process of the project on this address.
+        self._budget = open_budget(settings)
+        self._http_session = self._budget.session()
         token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
         self.nekos = NekosClient(
             settings.nekos_api_base_url,
             token,
             session=self._http_session,
+            pacer=self._budget.pacer(),
             timeout=settings.api_timeout,
         )
         try:
@@ -214,6 +216,7 @@ class NekosBot(commands.AutoShardedBot):
             random_requests=pool.requests,
             served_from_stock=pool.pool_hits,
             busy_answers=self.lookups.metrics().shed,
+            request_budget=describe_budget(self.nekos.pacer.state()),
         )
 
     # ------------------------------------------------------------------ events
@@ -245,5 +248,7 @@ class NekosBot(commands.AutoShardedBot):
             await self.nekos.close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self._budget is not None:
+            await self._budget.close()
         if hasattr(self, "store"):
             await self.store.close()

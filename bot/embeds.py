@@ -375,6 +375,8 @@ class AboutInfo:
     """``/neko random`` requests answered from the pool without waiting for the API."""
     busy_answers: int = 0
     """Lookups answered "busy, try again" instead of queueing."""
+    request_budget: str | None = None
+    """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
 
 
 def about_embed(info: AboutInfo) -> discord.Embed:
@@ -396,6 +398,8 @@ def about_embed(info: AboutInfo) -> discord.Embed:
             pool += f", {share:.0f}% of random requests answered from it"
         _add_field(embed, "Image pool", pool)
     _add_field(embed, "Busy answers", _count(info.busy_answers))
+    if info.request_budget:
+        _add_field(embed, "Request budget", safe_text(info.request_budget, FIELD_VALUE_LIMIT))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
     _add_field(
         embed,

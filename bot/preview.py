@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from .budget import open_budget
 from .catalog import Catalog, CatalogSource
 from .config import Settings
 from .gating import RefusalCounter
@@ -95,9 +94,14 @@ async def _reply(
 async def render_preview(settings: Settings, options: PreviewOptions) -> dict[str, Any]:
     """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
     token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-    async with aiohttp.ClientSession() as session:
+    # The same request budget as the running bot's: a preview never adds to its 429s.
+    async with open_budget(settings) as budget, budget.session() as session:
         client = NekosClient(
-            settings.nekos_api_base_url, token, session=session, timeout=settings.api_timeout
+            settings.nekos_api_base_url,
+            token,
+            session=session,
+            pacer=budget.pacer(),
+            timeout=settings.api_timeout,
         )
         async with client:
             lookups = make_lookups(client)

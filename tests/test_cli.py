@@ -59,6 +59,7 @@ class Cli:
             "LANG": "C.UTF-8",
             "PYTHONIOENCODING": "utf-8",
             "HEALTH_FILE": "",
+            "DATA_DIR": str(self.tmp_path / "data"),
             "DATABASE_URL": f"sqlite:///{self.tmp_path / 'bot.db'}",
         }
         full_env.update(env or {})
