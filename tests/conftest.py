@@ -8,6 +8,7 @@ import pytest
 
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.redis_service import private_redis, redis_prefix, redis_url  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

@@ -194,7 +194,11 @@ class RedisLedger:
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = 0.5, **options: Any) -> RedisLedger:
-        """A ledger on a new client for ``url`` that fails fast: no retries, short timeouts."""
+        """A ledger on a new client for ``url`` that fails fast: short timeouts, one retry.
+
+        The one retry (at once, on a fresh connection) covers the pooled connection a Redis
+        restart broke; a server that is really gone fails within two timeouts.
+        """
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
@@ -202,7 +206,7 @@ class RedisLedger:
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1),
         )
         return cls(client, **options)
 
