@@ -43,6 +43,8 @@ class RequestBudget:
     ledger: BudgetLedger
     key: str
     owner: str
+    location: str
+    """Where it is kept, for operators: the file, or Redis's address (never its password)."""
     source_address: str | None = None
 
     def pacer(self, **options: Any) -> Pacer:
@@ -74,6 +76,7 @@ def open_budget(settings: Settings) -> RequestBudget:
     """The budget the settings describe: the data folder's ledger, or Redis over it."""
     local = SqliteLedger(settings.data_dir / BUDGET_FILE)
     ledger: BudgetLedger = local
+    location = str(local.path)
     if settings.redis_url is not None:
         # Imported only when configured: a bot without Redis never loads the client.
         from .nekos.ledger.failover import FailoverLedger
@@ -81,8 +84,13 @@ def open_budget(settings: Settings) -> RequestBudget:
 
         remote = RedisLedger.from_url(settings.redis_url.reveal(), prefix=settings.redis_key_prefix)
         ledger = FailoverLedger(remote, local)
+        parts = urlsplit(settings.redis_url.reveal())  # the password stays out of reports
+        address = parts.hostname or parts.path
+        if parts.port:
+            address = f"{address}:{parts.port}"
+        location = f"Redis at {address}, else {location}"
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    return RequestBudget(ledger, budget_key(settings), owner, settings.source_address)
+    return RequestBudget(ledger, budget_key(settings), owner, location, settings.source_address)
 
 
 def describe_budget(state: PacerState) -> str:

@@ -45,7 +45,9 @@ async def _check_api(settings: Settings) -> list[CheckResult]:
         state = client.pacer.state()
         results.append(
             CheckResult(
-                "request budget", state.budget_ok, f"{describe_budget(state)} (key {budget.key})"
+                "request budget",
+                state.budget_ok,
+                f"{describe_budget(state)} ({budget.location}; key {budget.key})",
             )
         )
     return results

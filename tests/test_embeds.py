@@ -606,6 +606,10 @@ def test_about_embed_reports_health() -> None:
     idle_fields = {f.name: f.value for f in idle.fields}
     assert idle_fields["Queue"] == "0 requests"
     assert idle_fields["Last API error"] == "none"
+    assert "Request budget" not in fields  # unknown: not shown
+    shared = about_embed(replace(info, request_budget="shared via Redis with 2 other processes"))
+    shared_fields = {f.name: f.value for f in shared.fields}
+    assert shared_fields["Request budget"] == "shared via Redis with 2 other processes"
 
 
 def test_rating_labels() -> None:

@@ -173,7 +173,7 @@ class SqliteLedger:
         return await self._run(work)
 
     def health(self) -> BudgetHealth:
-        return BudgetHealth("folder", f"shared through {self.path}")
+        return BudgetHealth("folder", "shared through the data folder")
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
