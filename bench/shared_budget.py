@@ -28,9 +28,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from bot.nekos.ledger import BudgetLedger, Claim, SqliteLedger
 from bot.nekos.ledger.redis_ledger import RedisLedger
 from bot.nekos.pacing import Pacer
@@ -44,31 +41,12 @@ from tests.cli_fleet import (
 )
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.redis_service import answers, delete_prefix
 
 from .common import configure_logging, figure, fmt_seconds
 
 VARIANTS = ("separate", "folder", "redis")
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-
-
-async def redis_reachable(url: str) -> bool:
-    client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
-    try:
-        return bool(await client.ping())
-    except (RedisError, OSError):
-        return False
-    finally:
-        await client.aclose()
-
-
-async def forget_prefix(url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 def ms(seconds: float) -> str:
@@ -107,7 +85,7 @@ async def run_fleet(variant: str, processes: int, tmp: Path, redis_url: str) -> 
         elapsed = time.monotonic() - started
         report = upstream_report(fake)
     if variant == "redis":
-        await forget_prefix(redis_url, prefix)
+        await delete_prefix(redis_url, prefix)
     figure(
         "shared_budget",
         variant,
@@ -173,14 +151,14 @@ async def costs(count: int, tmp: Path, redis_url: str | None) -> None:
         await ledger_cost("redis", remote, count)
     finally:
         await remote.close()
-        await forget_prefix(redis_url, prefix)
+        await delete_prefix(redis_url, prefix)
 
 
 async def run(args: argparse.Namespace) -> None:
     processes = 3 if args.quick else args.processes
     reservations = 100 if args.quick else args.reservations
     redis_url: str | None = args.redis_url
-    if redis_url is not None and not await redis_reachable(redis_url):
+    if redis_url is not None and not await answers(redis_url):
         print(f"# Redis not reachable at {redis_url}: the Redis figures are skipped", flush=True)
         redis_url = None
     variants = [v for v in args.variants.split(",") if v and (v != "redis" or redis_url)]

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .config import Settings
+from .nekos.client import NekosClient
 from .nekos.ledger import BUDGET_FILE, BudgetLedger, SqliteLedger
 from .nekos.pacing import Pacer, PacerState
 
@@ -56,6 +57,17 @@ class RequestBudget:
         if self.source_address is not None and "connector" not in options:
             options["connector"] = aiohttp.TCPConnector(local_addr=(self.source_address, 0))
         return aiohttp.ClientSession(**options)
+
+    def client(self, settings: Settings, session: aiohttp.ClientSession) -> NekosClient:
+        """The API client every process builds: the configured API and token, on this budget."""
+        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+        return NekosClient(
+            settings.nekos_api_base_url,
+            token,
+            session=session,
+            pacer=self.pacer(),
+            timeout=settings.api_timeout,
+        )
 
     async def close(self) -> None:
         await self.ledger.close()

@@ -30,17 +30,10 @@ async def _check_store(settings: Settings) -> CheckResult:
 
 
 async def _check_api(settings: Settings) -> list[CheckResult]:
-    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
     results = []
     # Through the running bot's request budget, so a check never earns it a 429.
     async with open_budget(settings) as budget, budget.session() as session:
-        client = NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=session,
-            pacer=budget.pacer(),
-            timeout=settings.api_timeout,
-        )
+        client = budget.client(settings, session)
         results.extend(await _use_api(settings, client))
         state = client.pacer.state()
         results.append(

@@ -87,14 +87,7 @@ class NekosBot(commands.AutoShardedBot):
         # One request budget shared with every other process of the project on this address.
         self._budget = open_budget(settings)
         self._http_session = self._budget.session()
-        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-        self.nekos = NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=self._http_session,
-            pacer=self._budget.pacer(),
-            timeout=settings.api_timeout,
-        )
+        self.nekos = self._budget.client(settings, self._http_session)
         try:
             await self.nekos.start()
         except Unauthorized as exc:

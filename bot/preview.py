@@ -93,16 +93,9 @@ async def _reply(
 
 async def render_preview(settings: Settings, options: PreviewOptions) -> dict[str, Any]:
     """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
-    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
     # The same request budget as the running bot's: a preview never adds to its 429s.
     async with open_budget(settings) as budget, budget.session() as session:
-        client = NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=session,
-            pacer=budget.pacer(),
-            timeout=settings.api_timeout,
-        )
+        client = budget.client(settings, session)
         async with client:
             lookups = make_lookups(client)
             pool = make_pool(

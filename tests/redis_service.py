@@ -25,7 +25,15 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["PrivateRedis", "private_redis", "redis_prefix", "redis_url", "unavailable"]
+__all__ = [
+    "PrivateRedis",
+    "answers",
+    "delete_prefix",
+    "private_redis",
+    "redis_prefix",
+    "redis_url",
+    "unavailable",
+]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 START_TIMEOUT = 10.0
@@ -38,7 +46,8 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-async def _ping(url: str) -> bool:
+async def answers(url: str) -> bool:
+    """Whether a Redis server answers at ``url``."""
     client = aioredis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
     try:
         return bool(await client.ping())
@@ -52,7 +61,7 @@ async def _ping(url: str) -> bool:
 async def redis_url() -> str:
     """The shared Redis server's URL; skips (fails under CI) when it does not answer."""
     url = os.environ.get("TEST_REDIS_URL", DEFAULT_URL)
-    if not await _ping(url):
+    if not await answers(url):
         unavailable(f"Redis is not reachable at {url}: start it to run the Redis tests")
     return url
 
@@ -62,7 +71,12 @@ async def redis_prefix(redis_url: str) -> AsyncIterator[str]:
     """A key prefix of this test's own on the shared server; every key under it is deleted."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = aioredis.Redis.from_url(redis_url)
+    await delete_prefix(redis_url, prefix)
+
+
+async def delete_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` (a test's or a benchmark's own)."""
+    client = aioredis.Redis.from_url(url)
     try:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
         if keys:
@@ -116,7 +130,7 @@ class PrivateRedis:
                 stdin=asyncio.subprocess.DEVNULL,
             )
         deadline = time.monotonic() + START_TIMEOUT
-        while not await _ping(self.url):
+        while not await answers(self.url):
             if not self.running or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             await asyncio.sleep(0.05)
