@@ -333,3 +333,22 @@ async def test_the_pacer_reports_the_budget_it_shares(clock: FakeClock, tmp_path
     finally:
         await ledger.close()
     assert Pacer().state().budget == "this process only"
+
+
+async def test_a_refused_background_request_does_not_hold_back_this_process_members(
+    clock: FakeClock,
+) -> None:
+    ledger = MemoryLedger(clock=clock)
+    (pacer,) = shared_pacers(clock, ledger, 1)
+    # Another process took a slot and still has members waiting.
+    await ledger.reserve(KEY, claim("other-process", more=True))
+    clock.advance(1.1)
+    prefetch = asyncio.create_task(pacer.acquire(BACKGROUND))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert pacer.state().requests_started == 0  # refused: members wait elsewhere
+    before = clock()
+    await pacer.acquire(INTERACTIVE)  # a member here is not refused, and goes at once
+    assert clock() == before
+    prefetch.cancel()
+    await asyncio.gather(prefetch, return_exceptions=True)

@@ -298,6 +298,7 @@ class Pacer:
         self._owner = owner or uuid.uuid4().hex
         # What the ledger last said: when asking again is useful, and about other processes.
         self._ledger_until = -math.inf
+        self._background_until = -math.inf  # a background claim refused: members wait elsewhere
         self._shared_strikes = 0
         self._peers = 0
         self._others_waiting = 0
@@ -438,6 +439,8 @@ class Pacer:
                     continue
                 now = self._clock()
                 delay = self._next_start() - now
+                if priority is BACKGROUND:
+                    delay = max(delay, self._background_until - now)
                 if delay <= 0 and self._ledger is not None:
                     if not await self._reserve(priority, endpoint):
                         continue
@@ -497,7 +500,13 @@ class Pacer:
         if verdict.kind is VerdictKind.GO:
             return True
         if verdict.kind is VerdictKind.WAIT:
-            self._ledger_until = self._clock() + verdict.wait
+            # A background refusal may be about other processes' members: it holds back only
+            # this process's background requests, not its own members'.
+            until = self._clock() + verdict.wait
+            if priority is BACKGROUND:
+                self._background_until = until
+            else:
+                self._ledger_until = until
             return False
         if verdict.kind is VerdictKind.BLOCKED:
             self._set_block(self._clock() + verdict.wait, by_server=verdict.reason == "server")
