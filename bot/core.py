@@ -78,16 +78,17 @@ class NekosBot(commands.AutoShardedBot):
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._data_dir = settings.data_dir
-        self._budget: RequestBudget | None = None
+        self.budget: RequestBudget | None = None
+        """The request budget shared with the other processes (set in ``setup_hook``)."""
 
     # ------------------------------------------------------------------ start-up
 
     async def setup_hook(self) -> None:
         settings = self.settings
         # One request budget shared with every other process of the project on this address.
-        self._budget = open_budget(settings)
-        self._http_session = self._budget.session()
-        self.nekos = self._budget.client(settings, self._http_session)
+        self.budget = open_budget(settings)
+        self._http_session = self.budget.session()
+        self.nekos = self.budget.client(settings, self._http_session)
         try:
             await self.nekos.start()
         except Unauthorized as exc:
@@ -241,7 +242,7 @@ class NekosBot(commands.AutoShardedBot):
             await self.nekos.close()
         if self._http_session is not None:
             await self._http_session.close()
-        if self._budget is not None:
-            await self._budget.close()
+        if self.budget is not None:
+            await self.budget.close()
         if hasattr(self, "store"):
             await self.store.close()
