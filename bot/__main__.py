@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="register slash commands with Discord if they changed")
     sync.add_argument("--guild", type=int, help="sync to one server only (instant, for testing)")
     sync.add_argument("--force", action="store_true", help="sync even if nothing changed")
+    sync.add_argument(
+        "--clear", action="store_true", help="with --guild: remove that server's copies instead"
+    )
     sub.add_parser("check", help="validate settings, the store and the Nekos API, then exit")
     sub.add_parser("health", help="exit 0 when the running bot is connected (Docker HEALTHCHECK)")
 
@@ -46,11 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "kind", choices=["random", "artist", "character", "image", "category", "stats"]
     )
-    preview.add_argument("--categories", default="", help="random: comma-separated categories")
+    preview.add_argument(
+        "--categories",
+        "--tags",
+        dest="categories",
+        default="",
+        help="random: comma-separated categories (v1) or tags (v4)",
+    )
     preview.add_argument("--count", type=int, default=1, help="random: number of images (1-10)")
-    preview.add_argument("--rating", choices=["sfw", "questionable", "nsfw"], help="narrow")
+    preview.add_argument(
+        "--rating", choices=["sfw", "questionable", "nsfw"], help="random: exactly this rating"
+    )
     preview.add_argument("--name", default="", help="artist / character: name to look up")
-    preview.add_argument("--id", default="", help="image: the image's UUID")
+    preview.add_argument("--id", default="", help="image: the image's id (v1 UUID, v4 number)")
     preview.add_argument("--search", default="", help="category: filter the list")
     preview.add_argument("--page", type=int, default=1, help="artist / category: page number")
     preview.add_argument(
@@ -99,7 +110,7 @@ async def _run_bot(settings: Settings) -> int:
     return 0
 
 
-async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
+async def _sync(settings: Settings, guild_id: int | None, force: bool, clear: bool) -> int:
     import discord
 
     from .core import NekosBot
@@ -111,10 +122,16 @@ async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
             await bot.login(token.reveal())
         except discord.LoginFailure:
             raise ConfigError(DISCORD_TOKEN_REJECTED) from None
-        changed = await bot.sync_commands(guild_id=guild_id, force=force)
+        changed = await bot.sync_commands(guild_id=guild_id, force=force, clear=clear)
     finally:
         await bot.close()
-    print("synced" if changed else "unchanged: nothing to sync")
+    where = f"server {guild_id}" if guild_id is not None else "every server (global)"
+    if not changed:
+        print(f"unchanged: the commands of {where} are already up to date")
+    elif clear:
+        print(f"removed the command copies from {where}")
+    else:
+        print(f"synced the commands to {where}")
     return 0
 
 
@@ -178,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "run":
             return asyncio.run(_run_bot(settings))
         if command == "sync":
-            return asyncio.run(_sync(settings, args.guild, args.force))
+            if args.clear and args.guild is None:
+                return _fail("--clear needs --guild ID: global commands are removed per server")
+            return asyncio.run(_sync(settings, args.guild, args.force, args.clear))
         if command == "check":
             return asyncio.run(_check(settings))
         return asyncio.run(_preview(settings, args))
@@ -188,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"network error ({type(exc).__name__}): check the connection and try again", 1)
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # Through logging, so the traceback is masked like every other record.
+        log.exception("Unexpected failure in 'python -m bot %s'", command)
+        return _fail("unexpected failure (details above); please report it", 1)
 
 
 if __name__ == "__main__":

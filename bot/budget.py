@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .config import Settings
-from .nekos.client import NekosClient
 from .nekos.ledger import BUDGET_FILE, BudgetLedger, SqliteLedger
 from .nekos.pacing import Pacer, PacerState
 
@@ -28,13 +27,13 @@ __all__ = ["RequestBudget", "budget_key", "describe_budget", "open_budget"]
 
 
 def budget_key(settings: Settings) -> str:
-    """The budget's name: the egress address and the API host (with its port).
+    """The budget's name: the egress address, the API host (with its port) and version.
 
-    A v1 and a v4 base URL, or a fake API on another port, are counted apart by their servers,
-    so they get budgets of their own; so does each ``NEKOS_API_SOURCE_ADDRESS``.
+    v1 and v4 (even on one host), or a fake API on another port, are counted apart by their
+    servers, so they get budgets of their own; so does each ``NEKOS_API_SOURCE_ADDRESS``.
     """
     host = urlsplit(settings.nekos_api_base_url).netloc.lower()
-    return f"{settings.source_address or 'default'}@{host}"
+    return f"{settings.source_address or 'default'}@{host}/{settings.nekos_api_version}"
 
 
 @dataclass(slots=True)
@@ -57,17 +56,6 @@ class RequestBudget:
         if self.source_address is not None and "connector" not in options:
             options["connector"] = aiohttp.TCPConnector(local_addr=(self.source_address, 0))
         return aiohttp.ClientSession(**options)
-
-    def client(self, settings: Settings, session: aiohttp.ClientSession) -> NekosClient:
-        """The API client every process builds: the configured API and token, on this budget."""
-        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-        return NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=session,
-            pacer=self.pacer(),
-            timeout=settings.api_timeout,
-        )
 
     async def close(self) -> None:
         await self.ledger.close()

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from .budget import describe_budget, open_budget
 from .config import Settings
-from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos import NekosApi, NekosError, Unauthorized
+from .serving.assembly import make_api
 from .store import StoreError, open_store
 
 __all__ = ["CheckResult", "run_checks"]
@@ -30,11 +31,11 @@ async def _check_store(settings: Settings) -> CheckResult:
 
 
 async def _check_api(settings: Settings) -> list[CheckResult]:
-    results = []
+    """Which version the bot talks to and what it can do, proven by one request; the budget."""
     # Through the running bot's request budget, so a check never earns it a 429.
     async with open_budget(settings) as budget, budget.session() as session:
-        client = budget.client(settings, session)
-        results.extend(await _use_api(settings, client))
+        client = make_api(settings, session=session, budget=budget)
+        results = await _use_api(settings, client)
         state = client.pacer.state()
         results.append(
             CheckResult(
@@ -46,29 +47,50 @@ async def _check_api(settings: Settings) -> list[CheckResult]:
     return results
 
 
-async def _use_api(settings: Settings, client: NekosClient) -> list[CheckResult]:
+async def _use_api(settings: Settings, client: NekosApi) -> list[CheckResult]:
     results = []
+    base_url = settings.nekos_api_base_url
+    capabilities = client.capabilities
     try:
         async with client:
+            # v1: GET /; v4 has none, so its api_info() is one GET /images?limit=1.
             info = await client.api_info()
+            server = (
+                f" (server version {info.version})"
+                if capabilities.has_api_info and info.version
+                else ""
+            )
             results.append(
                 CheckResult(
                     "nekos api",
                     True,
-                    f"reachable at {settings.nekos_api_base_url} (version {info.version or '?'})",
+                    f"{capabilities.version} at {base_url}{server} — {capabilities.summary()}",
                 )
             )
             details = client.token_details
             if details is not None:
                 scopes = ", ".join(details.scopes) or "no scopes"
                 results.append(CheckResult("nekos api token", True, f"valid; scopes: {scopes}"))
+            elif settings.nekos_api_token is not None and not capabilities.uses_token:
+                results.append(
+                    CheckResult(
+                        "nekos api token",
+                        True,
+                        f"set but not sent: {capabilities.version} has no authentication "
+                        "(remove NEKOS_API_TOKEN)",
+                    )
+                )
     except Unauthorized:
         results.append(
             CheckResult("nekos api token", False, "rejected by the API: fix or remove it")
         )
     except NekosError as exc:
         results.append(
-            CheckResult("nekos api", False, f"unreachable at {settings.nekos_api_base_url}: {exc}")
+            CheckResult(
+                "nekos api",
+                False,
+                f"unreachable at {base_url} ({capabilities.version}): {exc}",
+            )
         )
     return results
 

@@ -22,8 +22,10 @@ __all__ = [
     "DEFAULT_NEKOS_API_BASE_URL",
     "SETTING_NAMES",
     "ConfigError",
+    "NekosApiVersion",
     "Secret",
     "Settings",
+    "api_version_for",
     "load_settings",
 ]
 
@@ -33,6 +35,8 @@ SETTING_NAMES = (
     "DISCORD_TOKEN",
     "NEKOS_API_TOKEN",
     "NEKOS_API_BASE_URL",
+    "NEKOS_API_VERSION",
+    "NEKOS_API_RATE",
     "DISCORD_API_BASE_URL",
     "DATABASE_URL",
     "LOG_LEVEL",
@@ -87,6 +91,7 @@ class Secret:
 
 
 ImageDelivery = Literal["link", "attach"]
+NekosApiVersion = Literal["v1", "v4"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +100,10 @@ class Settings:
 
     discord_token: Secret | None = None
     nekos_api_base_url: str = DEFAULT_NEKOS_API_BASE_URL
+    nekos_api_version: NekosApiVersion = "v1"
+    """Resolved: ``NEKOS_API_VERSION`` if set, else what the base URL's path says."""
+    nekos_api_rate: float = 1.0
+    """Requests per second the bot allows itself (both versions)."""
     nekos_api_token: Secret | None = None
     database_url: str = DEFAULT_DATABASE_URL
     discord_api_base_url: str | None = None
@@ -115,6 +124,11 @@ class Settings:
     source_address: str | None = None
     """Local IP address the API connections leave from; also names the request budget."""
 
+    @property
+    def nekos_api_interval(self) -> float:
+        """Seconds between API request starts (the pacer adds its safety margin)."""
+        return 1.0 / self.nekos_api_rate
+
     def require_discord_token(self) -> Secret:
         """The Discord token, or a ConfigError saying how to provide it."""
         if self.discord_token is None:
@@ -130,6 +144,11 @@ def _url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{name} must be an http(s) URL")
     return value.rstrip("/")
+
+
+def api_version_for(base_url: str) -> NekosApiVersion:
+    """The version a base URL names: a path ending in ``/v4`` is v4, anything else v1."""
+    return "v4" if urlsplit(base_url).path.rstrip("/").lower().endswith("/v4") else "v1"
 
 
 def _number(name: str, value: str, *, minimum: float) -> float:
@@ -181,8 +200,20 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         if not _NEKOS_TOKEN_RE.match(api_token):
             raise ConfigError("NEKOS_API_TOKEN is malformed: it must be 100 letters and digits")
         kwargs["nekos_api_token"] = Secret(api_token)
+    base_url = DEFAULT_NEKOS_API_BASE_URL
     if (value := get("NEKOS_API_BASE_URL")) is not None:
-        kwargs["nekos_api_base_url"] = _url("NEKOS_API_BASE_URL", value)
+        base_url = kwargs["nekos_api_base_url"] = _url("NEKOS_API_BASE_URL", value)
+    kwargs["nekos_api_version"] = api_version_for(base_url)
+    if (value := get("NEKOS_API_VERSION")) is not None:
+        version = value.lower()
+        if version not in ("v1", "v4"):
+            raise ConfigError("NEKOS_API_VERSION must be v1 or v4 (or unset to follow the URL)")
+        kwargs["nekos_api_version"] = version
+    if (value := get("NEKOS_API_RATE")) is not None:
+        rate = _number("NEKOS_API_RATE", value, minimum=0)
+        if rate <= 0:
+            raise ConfigError("NEKOS_API_RATE must be more than 0 requests per second")
+        kwargs["nekos_api_rate"] = rate
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:

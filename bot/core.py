@@ -19,11 +19,11 @@ from .config import ConfigError, Settings
 from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
-from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos import NekosApi, NekosError, Unauthorized
 from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
-from .serving.assembly import make_lookups, make_pool
+from .serving.assembly import make_api, make_lookups, make_pool
 from .store import SettingsStore, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
@@ -48,7 +48,7 @@ class NekosBot(commands.AutoShardedBot):
     """The Nekos API bot. ``background=False`` (for ``sync``) starts no background tasks."""
 
     store: SettingsStore
-    nekos: NekosClient
+    nekos: NekosApi
     pool: ImagePool
     lookups: CachedLookups
     catalog: Catalog
@@ -57,6 +57,11 @@ class NekosBot(commands.AutoShardedBot):
     button_handler: ButtonHandler | None
 
     def __init__(self, settings: Settings, *, background: bool = True) -> None:
+        # The bot never joins voice: discord.py's start-up warnings about voice libraries are
+        # noise to an operator (these class flags are discord.py's own switch for them).
+        for flag in ("warn_nacl", "warn_dave"):
+            if hasattr(discord.VoiceClient, flag):
+                setattr(discord.VoiceClient, flag, False)
         intents = discord.Intents.none()
         intents.guilds = True  # channels, threads and their age-restricted flags; not privileged
         super().__init__(
@@ -88,7 +93,7 @@ class NekosBot(commands.AutoShardedBot):
         # One request budget shared with every other process of the project on this address.
         self.budget = open_budget(settings)
         self._http_session = self.budget.session()
-        self.nekos = self.budget.client(settings, self._http_session)
+        self.nekos = make_api(settings, session=self._http_session, budget=self.budget)
         try:
             await self.nekos.start()
         except Unauthorized as exc:
@@ -149,8 +154,20 @@ class NekosBot(commands.AutoShardedBot):
         _shards, url, _limits = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
-    async def sync_commands(self, *, guild_id: int | None = None, force: bool = False) -> bool:
-        """Register the slash commands with Discord if they changed since the last sync."""
+    async def sync_commands(
+        self, *, guild_id: int | None = None, force: bool = False, clear: bool = False
+    ) -> bool:
+        """Register the slash commands with Discord if they changed since the last sync.
+
+        With ``guild_id``, the global commands are copied to that server (they appear there at
+        once, beside the global ones), or with ``clear`` the server's copies are removed.
+        """
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            if clear:
+                self.tree.clear_commands(guild=guild)
+            else:
+                self.tree.copy_global_to(guild=guild)
         state = CommandSyncState(self._data_dir / "command-sync.json")
         return await sync_if_changed(
             self.tree, state, application_id=self.application_id, guild_id=guild_id, force=force
@@ -174,6 +191,13 @@ class NekosBot(commands.AutoShardedBot):
         return not any(shard.is_closed() for shard in self.shards.values())
 
     # ------------------------------------------------------------------ helpers for cogs
+
+    @staticmethod
+    def admins_decide(interaction: discord.Interaction) -> bool:
+        """Whether this server's admins decide what the channel shows (a server the bot is in);
+        elsewhere (DMs, group chats, servers reached by a user install) it is always sfw."""
+        ctx = context_from_interaction(interaction)
+        return ctx.guild_id is not None and ctx.bot_in_guild
 
     async def channel_max(self, interaction: discord.Interaction) -> Rating:
         """The highest rating this interaction's channel allows right now."""
@@ -204,6 +228,8 @@ class NekosBot(commands.AutoShardedBot):
             queue_length=health.queue_length,
             estimated_wait=health.estimated_wait,
             last_error=health.last_error,
+            last_error_at=health.last_error_at,
+            blocked_until=health.blocked_until,
             requests_sent=health.requests_sent,
             minor_safety_refusals=self.refusals.minor_safety,
             pooled_images=pool.pool_size,

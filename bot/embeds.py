@@ -9,6 +9,7 @@ URLs are ever set as links, images or thumbnails. Send every message with
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ __all__ = [
     "TOTAL_LIMIT",
     "AboutInfo",
     "about_embed",
+    "api_health",
     "artist_embed",
     "category_list_embed",
     "character_embed",
@@ -184,11 +186,13 @@ def _dimensions(image: Image) -> str | None:
 
 
 def _artist_credit(artist: Artist | None) -> tuple[str, str | None] | None:
+    """The author line: the artist's name and link. None when there is no name to credit
+    (the API has no artist, or gave only an id that could not be named)."""
     if artist is None:
         return None
     name = plain_text(artist.name, AUTHOR_LIMIT - len("Artist: "))
     if not name:
-        return "Unknown artist", http_url(artist.url)
+        return None
     return f"Artist: {name}", http_url(artist.url)
 
 
@@ -375,12 +379,34 @@ class AboutInfo:
     """``/neko random`` requests answered from the pool without waiting for the API."""
     busy_answers: int = 0
     """Lookups answered "busy, try again" instead of queueing."""
+    last_error_at: dt.datetime | None = None
+    blocked_until: dt.datetime | None = None
+    """While the API (or the bot's own strike guard) has paused requests."""
+    now: dt.datetime | None = None
+    """The time of this report (for "recently"); defaults to the current time."""
     request_budget: str | None = None
     """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
 
 
-def about_embed(info: AboutInfo) -> discord.Embed:
-    """The bot's health: versions, uptime, servers, queue, API usage, safety refusals."""
+RECENT_ERROR = dt.timedelta(minutes=5)
+"""An API error this recent makes ``/neko about`` say the connection is having trouble."""
+
+
+def api_health(info: AboutInfo) -> str:
+    """The API connection's health in our own words (the API's error text is not shown)."""
+    now = info.now or dt.datetime.now(dt.UTC)
+    if info.blocked_until is not None and info.blocked_until > now:
+        return f"paused until {discord.utils.format_dt(info.blocked_until, 't')}"
+    if info.last_error_at is not None and now - info.last_error_at < RECENT_ERROR:
+        return f"having trouble (last error {discord.utils.format_dt(info.last_error_at, 'R')})"
+    return "working"
+
+
+def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
+    """The bot's health: versions, uptime, servers, queue, API usage, safety refusals.
+
+    ``details`` adds the API's last error message (escaped): for server managers only.
+    """
     embed = discord.Embed(title="About this bot", colour=BRAND_COLOUR)
     _add_field(embed, "Version", plain_text(info.bot_version, 100) or "unknown")
     _add_field(embed, "API version", plain_text(info.api_version, 100) or "unknown")
@@ -390,6 +416,7 @@ def about_embed(info: AboutInfo) -> discord.Embed:
     if info.estimated_wait is not None and info.queue_length > 0:
         queue += f", about {format_duration(info.estimated_wait)} wait"
     _add_field(embed, "Queue", queue)
+    _add_field(embed, "API connection", api_health(info))
     _add_field(embed, "API requests sent", _count(info.requests_sent))
     if info.pooled_images is not None:
         pool = plural(info.pooled_images, "image")
@@ -401,12 +428,13 @@ def about_embed(info: AboutInfo) -> discord.Embed:
     if info.request_budget:
         _add_field(embed, "Request budget", safe_text(info.request_budget, FIELD_VALUE_LIMIT))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
-    _add_field(
-        embed,
-        "Last API error",
-        safe_text(info.last_error, FIELD_VALUE_LIMIT) or "none",
-        inline=False,
-    )
+    if details:
+        _add_field(
+            embed,
+            "Last API error (only you can see this)",
+            safe_text(info.last_error, FIELD_VALUE_LIMIT) or "none",
+            inline=False,
+        )
     return embed
 
 

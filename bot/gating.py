@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -31,7 +31,6 @@ __all__ = [
     "allowed_max",
     "category_visible",
     "effective_max",
-    "filter_images",
     "is_known_minor",
     "may_show",
     "violates_minor_safety",
@@ -235,20 +234,6 @@ class RefusalCounter:
     def __repr__(self) -> str:
         counts = ", ".join(f"{r.value}={n}" for r, n in self.snapshot().items())
         return f"RefusalCounter({counts})"
-
-
-def filter_images(
-    images: Iterable[Image], max_rating: Rating, counter: RefusalCounter | None = None
-) -> list[Image]:
-    """The images that :func:`may_show` allows, in order; refusals go to ``counter`` if given."""
-    shown: list[Image] = []
-    for image in images:
-        decision = may_show(image, max_rating)
-        if decision.allowed:
-            shown.append(image)
-        elif counter is not None and decision.reason is not None:
-            counter.record(decision.reason)
-    return shown
 
 
 def category_visible(category: Category, max_rating: Rating) -> bool:

@@ -14,12 +14,12 @@ from typing import Any
 from .budget import open_budget
 from .catalog import Catalog, CatalogSource
 from .config import Settings
-from .gating import RefusalCounter
-from .nekos import NekosClient, NekosError
+from .gating import RefusalCounter, effective_max
+from .nekos import NekosApi, NekosError
 from .nekos.models import Artist, Character, Rating
 from .replies import Replies, Reply, error_reply
 from .serving import CachedLookups, PoolSettings
-from .serving.assembly import make_lookups, make_pool
+from .serving.assembly import make_api, make_lookups, make_pool
 
 __all__ = ["PreviewOptions", "render_preview"]
 
@@ -48,7 +48,7 @@ async def _no_characters() -> tuple[Character, ...]:
     return ()
 
 
-def _api_version(client: NekosClient) -> Callable[[], Awaitable[str | None]]:
+def _api_version(client: NekosApi) -> Callable[[], Awaitable[str | None]]:
     async def fetch() -> str | None:
         try:
             return (await client.api_info()).version
@@ -95,12 +95,18 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
     """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
     # The same request budget as the running bot's: a preview never adds to its 429s.
     async with open_budget(settings) as budget, budget.session() as session:
-        client = budget.client(settings, session)
+        client = make_api(settings, session=session, budget=budget)
         async with client:
             lookups = make_lookups(client)
+            requested = Rating.from_label(options.rating) if options.rating else None
+            ceiling = effective_max(Rating.from_label(options.max_rating), requested)
             pool = make_pool(
                 client,
-                PoolSettings(max_attempts=settings.rare_request_attempts),
+                PoolSettings(
+                    max_attempts=settings.rare_request_attempts,
+                    # An API that filters by rating (v4) is asked only for what may be shown.
+                    upstream_max_rating=ceiling if client.capabilities.rating_filter else None,
+                ),
                 rng=random.Random(0),  # a preview is reproducible
             )
             # Artists and characters are found by API search here, not from a loaded catalogue.
@@ -113,6 +119,8 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 refusals=RefusalCounter(),
                 delivery="link",
                 api_version=_api_version(client),
+                # No artist list is loaded here: an artist given by id is looked up, however long.
+                artist_name_wait=None,
             )
             try:
                 reply = await _reply(replies, catalog, lookups, options)

@@ -207,6 +207,7 @@ def reset_confirmation(owner_id: int) -> discord.ui.View:
 
 
 @app_commands.guild_only()
+@app_commands.allowed_installs(guilds=True, users=False)
 @app_commands.default_permissions(manage_guild=True)
 class NekoConfig(commands.GroupCog, group_name="neko-config"):
     """Which content ratings each channel of this server may show."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -32,9 +33,20 @@ def _rating(value: str | None) -> Rating | None:
 
 
 class Neko(commands.Cog):
-    """The member-facing commands."""
+    """The member-facing commands.
 
-    neko = app_commands.Group(name="neko", description="Anime images from the Nekos API")
+    ``/neko`` can also be installed to a user account and used in DMs, group chats and servers
+    without the bot; there it only ever shows sfw (see :func:`bot.gating.allowed_max`).
+    """
+
+    neko = app_commands.Group(
+        name="neko",
+        description="Anime images from the Nekos API",
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        allowed_contexts=app_commands.AppCommandContext(
+            guild=True, dm_channel=True, private_channel=True
+        ),
+    )
 
     def __init__(self, bot: NekosBot) -> None:
         self.bot = bot
@@ -49,7 +61,8 @@ class Neko(commands.Cog):
     # ------------------------------------------------------------------ helpers
 
     async def _cooled_down(self, interaction: discord.Interaction[Any]) -> bool:
-        """True (and the member told) when they are over their cooldown."""
+        """True (and the member told) when they are over their cooldown; else a use is taken,
+        to be given back by :meth:`_charged` unless the command counts."""
         wait = self.bot.cooldown.check(interaction.user.id)
         if wait is None:
             return False
@@ -58,6 +71,25 @@ class Neko(commands.Cog):
             notice(f"Slow down a little — try again in {max(1, math.ceil(wait))} seconds."),
         )
         return True
+
+    def _charged(
+        self, interaction: discord.Interaction[Any], work: Callable[[], Awaitable[Reply]]
+    ) -> Callable[[], Awaitable[Reply]]:
+        """``work``, giving the member's cooldown use back unless the answer counts
+        (:attr:`Reply.charge`: served, or honestly "nothing matched")."""
+        user_id = interaction.user.id
+
+        async def run() -> Reply:
+            try:
+                reply = await work()
+            except BaseException:
+                self.bot.cooldown.refund(user_id)
+                raise
+            if not reply.charge:
+                self.bot.cooldown.refund(user_id)
+            return reply
+
+        return run
 
     def _upload_limit(self, interaction: discord.Interaction[Any]) -> int | None:
         return getattr(interaction, "filesize_limit", None)
@@ -80,12 +112,16 @@ class Neko(commands.Cog):
             requested=requested,
             categories=categories,
             count=count,
+            configurable=self.bot.admins_decide(interaction),
         )
         defer_now = isinstance(request, ImageRequest) and self.bot.pool.should_defer(request)
         limit = self._upload_limit(interaction)
         await respond(
             interaction,
-            lambda: self.bot.replies.random(request, requested=requested, upload_limit=limit),
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.random(request, requested=requested, upload_limit=limit),
+            ),
             defer_now=defer_now,
         )
 
@@ -98,7 +134,7 @@ class Neko(commands.Cog):
     @app_commands.describe(
         categories="Comma-separated categories, e.g. catgirl, maid",
         count="How many images (1-10)",
-        rating="Narrow what this channel allows (it can't widen it)",
+        rating="Only images of this rating (up to what this channel allows)",
     )
     async def random(
         self,
@@ -128,7 +164,10 @@ class Neko(commands.Cog):
         user = interaction.user.id
         await respond(
             interaction,
-            lambda: self.bot.replies.artist(user_id=user, channel_max=channel_max, name=name),
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.artist(user_id=user, channel_max=channel_max, name=name),
+            ),
             defer_now=self._slow(),
         )
 
@@ -166,8 +205,11 @@ class Neko(commands.Cog):
         limit = self._upload_limit(interaction)
         await respond(
             interaction,
-            lambda: self.bot.replies.image(
-                image_id=id, channel_max=channel_max, upload_limit=limit
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.image(
+                    image_id=id, channel_max=channel_max, upload_limit=limit
+                ),
             ),
             defer_now=self._slow(),
         )
@@ -190,7 +232,9 @@ class Neko(commands.Cog):
 
     @neko.command(name="about", description="About this bot and its connection to the API")
     async def about(self, interaction: discord.Interaction[Any]) -> None:
-        await respond(interaction, self.bot.replies.about)
+        # Server managers also see the API's last error, in an answer only they can see.
+        details = interaction.guild_id is not None and interaction.permissions.manage_guild
+        await respond(interaction, lambda: self.bot.replies.about(details=details))
 
     # ------------------------------------------------------------------ buttons
 

@@ -17,10 +17,11 @@ from tests.fakes.nekos_api import FakeNekosAPI
 @pytest.mark.parametrize(
     ("env", "key"),
     [
-        ({}, "default@v1.nekosapi.com"),
-        ({"NEKOS_API_BASE_URL": "https://api.nekosapi.com/v4"}, "default@api.nekosapi.com"),
-        ({"NEKOS_API_BASE_URL": "http://127.0.0.1:8080/api"}, "default@127.0.0.1:8080"),
-        ({"NEKOS_API_SOURCE_ADDRESS": "192.0.2.7"}, "192.0.2.7@v1.nekosapi.com"),
+        ({}, "default@v1.nekosapi.com/v1"),
+        ({"NEKOS_API_BASE_URL": "https://api.nekosapi.com/v1"}, "default@api.nekosapi.com/v1"),
+        ({"NEKOS_API_BASE_URL": "https://api.nekosapi.com/v4"}, "default@api.nekosapi.com/v4"),
+        ({"NEKOS_API_BASE_URL": "http://127.0.0.1:8080/api"}, "default@127.0.0.1:8080/v1"),
+        ({"NEKOS_API_SOURCE_ADDRESS": "192.0.2.7"}, "192.0.2.7@v1.nekosapi.com/v1"),
     ],
 )
 def test_the_budget_is_named_by_egress_address_and_api_host(env: dict[str, str], key: str) -> None:

@@ -201,9 +201,9 @@ async def test_refresh_loads_every_list() -> None:
     await catalog.refresh()
     assert catalog.loaded.is_set()
     assert catalog.category("catgirl") is not None
-    assert catalog.artist_index.get("mio art") == "a1"
+    assert catalog.artist_index.best("mio art") == ("Mio Art", "a1", True)
     assert len(catalog.artist_index) == 1  # a nameless artist cannot be typed
-    assert catalog.character_index.get("YUKI ONNA") == "h1"
+    assert catalog.character_index.best("YUKI ONNA") == ("Yuki Onna", "h1", True)
 
 
 @pytest.mark.parametrize("error", [ServerError("boom", status=500), Unavailable("timed out")])
@@ -229,10 +229,10 @@ async def test_a_failing_loader_keeps_its_previous_list(error: NekosError) -> No
     assert catalog.category("catgirl") is not None
     assert catalog.category_choices("eccc", Rating.SFW) == []
     assert catalog.check_categories("ecchi", Rating.SFW).hidden == ("ecchi",)
-    assert catalog.character_index.get("yuki onna") == "h1"
+    assert catalog.character_index.best("yuki onna") == ("Yuki Onna", "h1", True)
     # The loader that worked still replaced its list.
-    assert catalog.artist_index.get("new artist") == "a2"
-    assert catalog.artist_index.get("mio art") is None
+    assert catalog.artist_index.best("new artist") == ("New Artist", "a2", True)
+    assert [name for name, _ in catalog.artist_index.match("")] == ["New Artist"]
 
 
 async def test_a_first_refresh_that_fails_still_marks_loaded() -> None:

@@ -264,7 +264,7 @@ async def test_preview_with_max_rating_sfw_never_shows_a_non_sfw_image(
     cli: Cli, fake: FakeNekosAPI
 ) -> None:
     env = api_env(fake)
-    variants = ([], ["--rating", "nsfw"], ["--max-rating", "sfw", "--rating", "questionable"])
+    variants = ([], ["--rating", "sfw"], ["--max-rating", "sfw", "--rating", "sfw"])
     results = await asyncio.gather(
         *(cli("preview", "random", "--count", "10", *extra, env=env) for extra in variants)
     )
@@ -274,6 +274,31 @@ async def test_preview_with_max_rating_sfw_never_shows_a_non_sfw_image(
         shown += image_ids(result.json())
     assert shown
     assert {DATASET.image_by_id[i].nsfw for i in shown} == {"sfw"}
+
+
+@pytest.mark.parametrize("rating", ["questionable", "nsfw"])
+async def test_preview_rating_above_the_channel_is_a_refusal_in_words(
+    cli: Cli, fake: FakeNekosAPI, rating: str
+) -> None:
+    result = await cli("preview", "random", "--rating", rating, env=api_env(fake))
+    assert result.code == 1
+    payload = result.json()
+    assert payload["flags"] == 64
+    assert payload["embeds"] == []
+    assert "This channel shows images up to **sfw**" in payload["content"]
+    assert "/neko-config channel" in payload["content"]
+    assert not [r for r in fake.api_requests if r.path == "/api/image/random"]
+
+
+@pytest.mark.parametrize("rating", ["sfw", "questionable", "nsfw"])
+async def test_preview_rating_is_exact(cli: Cli, fake: FakeNekosAPI, rating: str) -> None:
+    env = api_env(fake)
+    args = ("preview", "random", "--count", "10", "--max-rating", "nsfw", "--rating", rating)
+    result = await cli(*args, env=env)
+    assert result.code == 0, result.output
+    shown = image_ids(result.json())
+    assert len(shown) >= 5
+    assert {DATASET.image_by_id[i].nsfw for i in shown} == {rating}
 
 
 async def test_preview_with_max_rating_nsfw_still_refuses_minors(
@@ -432,3 +457,18 @@ async def test_health_exit_codes(cli: Cli) -> None:
     assert "connected" in by_name["fresh"].stdout
     assert by_name["stale"].code == 1
     assert "connection lost" in by_name["stale"].stdout
+
+
+async def test_preview_names_every_artist_the_api_gives_only_by_id(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    result = await cli("preview", "random", "--count", "10", env=api_env(fake))
+    assert result.code == 0, result.output
+    payload = result.json()
+    rows = [DATASET.image_by_id[i] for i in image_ids(payload)]
+    assert any(fake.artist_is_bare_id(r) for r in rows if r.artist_id)
+    for row, embed in zip(rows, payload["embeds"], strict=True):
+        if row.artist_id is None:
+            assert "author" not in embed
+        else:
+            assert embed["author"]["name"] == f"Artist: {DATASET.artist_by_id[row.artist_id].name}"

@@ -39,6 +39,8 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.discord_token is None
     assert settings.nekos_api_token is None
     assert settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL
+    assert settings.nekos_api_version == "v1"
+    assert settings.nekos_api_rate == 1.0
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.discord_api_base_url is None
     assert settings.log_level == "INFO"
@@ -92,6 +94,10 @@ VALID: list[tuple[str, str, str, Any]] = [
      "http://127.0.0.1:8080/api"),
     ("NEKOS_API_BASE_URL", "https://api.nekosapi.com/v1", "nekos_api_base_url",
      "https://api.nekosapi.com/v1"),
+    ("NEKOS_API_VERSION", "V4", "nekos_api_version", "v4"),
+    ("NEKOS_API_VERSION", "v1", "nekos_api_version", "v1"),
+    ("NEKOS_API_RATE", "2.5", "nekos_api_rate", 2.5),
+    ("NEKOS_API_RATE", "0.2", "nekos_api_rate", 0.2),
     ("DISCORD_API_BASE_URL", "http://localhost:9000/api/v10//", "discord_api_base_url",
      "http://localhost:9000/api/v10"),
     ("DATABASE_URL", "sqlite:////var/lib/bot.db", "database_url", "sqlite:////var/lib/bot.db"),
@@ -127,6 +133,35 @@ def test_each_setting_is_parsed(name: str, raw: str, attribute: str, expected: A
     assert getattr(settings, attribute) == expected
 
 
+@pytest.mark.parametrize(
+    ("url", "version"),
+    [
+        ("https://v1.nekosapi.com/api", "v1"),
+        ("https://api.nekosapi.com/v1", "v1"),
+        ("https://api.nekosapi.com/v4", "v4"),
+        ("https://api.nekosapi.com/V4/", "v4"),
+        ("http://127.0.0.1:8081/v4", "v4"),
+        ("http://127.0.0.1:8081/v4/images", "v1"),
+        ("http://v4.example/api", "v1"),
+    ],
+)
+def test_unset_version_follows_the_base_urls_path(url: str, version: str) -> None:
+    assert settings_from_mapping({"NEKOS_API_BASE_URL": url}).nekos_api_version == version
+
+
+def test_an_explicit_version_wins_over_the_url() -> None:
+    settings = settings_from_mapping(
+        {"NEKOS_API_BASE_URL": "https://mirror.example/nekos", "NEKOS_API_VERSION": "v4"}
+    )
+    assert settings.nekos_api_version == "v4"
+    assert Settings().nekos_api_version == "v1"
+
+
+def test_the_rate_sets_the_interval_between_requests() -> None:
+    assert Settings().nekos_api_interval == 1.0
+    assert settings_from_mapping({"NEKOS_API_RATE": "4"}).nekos_api_interval == 0.25
+
+
 def test_integers_are_ints_and_numbers_are_floats() -> None:
     settings = settings_from_mapping({"NO_REPEAT_WINDOW": "5", "NEKOS_API_TIMEOUT": "3"})
     assert type(settings.no_repeat_window) is int
@@ -137,6 +172,12 @@ INVALID: list[tuple[str, str]] = [
     ("NEKOS_API_BASE_URL", "ftp://example.org/api"),
     ("NEKOS_API_BASE_URL", "v1.nekosapi.com/api"),
     ("NEKOS_API_BASE_URL", "https://"),
+    ("NEKOS_API_VERSION", "v3"),
+    ("NEKOS_API_VERSION", "4"),
+    ("NEKOS_API_RATE", "0"),
+    ("NEKOS_API_RATE", "-1"),
+    ("NEKOS_API_RATE", "fast"),
+    ("NEKOS_API_RATE", "inf"),
     ("DISCORD_API_BASE_URL", "ws://localhost:9000"),
     ("DATABASE_URL", "data/nekos-bot.db"),
     ("LOG_LEVEL", "verbose"),

@@ -78,8 +78,9 @@ class ImageRequest:
 
     ``guild_key`` is ``None`` in DMs (fairness and reuse then go per user). ``categories`` are
     matched case-insensitively (they are lower-cased here). ``accept`` is the gating filter
-    (channel policy and minor safety); an image is served only if ``image.rating <= max_rating``
-    and ``accept(image)``.
+    (channel policy and minor safety); an image is served only if
+    ``min_rating <= image.rating <= max_rating`` and ``accept(image)``. ``min_rating`` above
+    ``sfw`` is a member asking for exactly one rating.
     """
 
     guild_key: int | None
@@ -88,6 +89,7 @@ class ImageRequest:
     categories: frozenset[str] = frozenset()
     count: int = 1
     max_rating: Rating
+    min_rating: Rating = Rating.SFW
     accept: Callable[[Image], bool]
 
     def __post_init__(self) -> None:
@@ -97,6 +99,8 @@ class ImageRequest:
         object.__setattr__(self, "categories", names)
         if not 1 <= self.count <= MAX_IMAGES_PER_REQUEST:
             raise ValueError(f"count must be between 1 and {MAX_IMAGES_PER_REQUEST}")
+        if self.min_rating > self.max_rating:
+            raise ValueError("min_rating must not be above max_rating")
 
     @property
     def audience(self) -> Hashable:
@@ -157,6 +161,9 @@ class PoolSettings:
     """The pool's own upstream calls in flight for waiting members."""
     upstream_expiry: int | None = None
     """``expiry`` passed upstream (needs a token scope); ``None`` keeps the server's default."""
+    upstream_max_rating: Rating | None = None
+    """Ask upstream only for images rated at most this (an API that can filter by rating, v4,
+    then sends nothing above it); ``None`` asks for every rating. Requests are still checked."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -570,13 +577,14 @@ class ImagePool:
         history = self._history.get(request.channel_key)
         shown: dict[str, None] | tuple[()] = history if history is not None else ()
         max_uses = self._settings.max_uses
-        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        categories, accept = request.categories, request.accept
+        min_rating, max_rating = request.min_rating, request.max_rating
         for e in self._entries.values():
             image = e.image
             if (
                 e.uses < max_uses
                 and e.deadline > now
-                and image.rating <= max_rating
+                and min_rating <= image.rating <= max_rating
                 and categories <= e.names
                 and image.id not in shown
                 and accept(image)
@@ -606,7 +614,8 @@ class ImagePool:
         if not pool or wanted < 1:
             return chosen
         audience = request.audience
-        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        categories, accept = request.categories, request.accept
+        min_rating, max_rating = request.min_rating, request.max_rating
         history = self._history.get(request.channel_key)
         shown: dict[str, None] | tuple[()] = history if history is not None else ()
         max_uses = self._settings.max_uses
@@ -617,7 +626,7 @@ class ImagePool:
             if (
                 e.uses >= max_uses
                 or e.deadline <= now
-                or image.rating > max_rating
+                or not min_rating <= image.rating <= max_rating
                 or not categories <= e.names
                 or image.id in shown
             ):
@@ -737,12 +746,16 @@ class ImagePool:
         self, key: CategoryKey, priority: Any
     ) -> tuple[tuple[Image, ...], Exception | None]:
         self._counters.upstream_calls += 1
+        ceiling = self._settings.upstream_max_rating
+        # Passed only when set, so a v1-shaped source is called exactly as before.
+        ratings = {} if ceiling is None else {"ratings": [r for r in Rating if r <= ceiling]}
         try:
             page = await self._source.random_images(
                 categories=sorted(key),
                 limit=self._settings.batch_size,
                 expiry=self._settings.upstream_expiry,
                 priority=priority,
+                **ratings,
             )
         except NotFound:
             # The server samples ~20% of its table: a 404 here is "nothing this time".
