@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .budget import describe_budget, open_budget
 from .config import Settings
-from .nekos import NekosError, Unauthorized
+from .nekos import NekosApi, NekosError, Unauthorized
 from .serving.assembly import make_api
 from .store import StoreError, open_store
 
@@ -30,10 +31,25 @@ async def _check_store(settings: Settings) -> CheckResult:
 
 
 async def _check_api(settings: Settings) -> list[CheckResult]:
-    """Which version the bot talks to and what it can do, proven by one request."""
+    """Which version the bot talks to and what it can do, proven by one request; the budget."""
+    # Through the running bot's request budget, so a check never earns it a 429.
+    async with open_budget(settings) as budget, budget.session() as session:
+        client = make_api(settings, session=session, budget=budget)
+        results = await _use_api(settings, client)
+        state = client.pacer.state()
+        results.append(
+            CheckResult(
+                "request budget",
+                state.budget_ok,
+                f"{describe_budget(state)} ({budget.location}; key {budget.key})",
+            )
+        )
+    return results
+
+
+async def _use_api(settings: Settings, client: NekosApi) -> list[CheckResult]:
     results = []
     base_url = settings.nekos_api_base_url
-    client = make_api(settings)
     capabilities = client.capabilities
     try:
         async with client:

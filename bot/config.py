@@ -5,6 +5,7 @@ This is the only module that reads ``os.environ``. Everything else receives a :c
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -51,6 +52,10 @@ SETTING_NAMES = (
     "COOLDOWN_USES",
     "COOLDOWN_SECONDS",
     "HEALTH_FILE",
+    "DATA_DIR",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "NEKOS_API_SOURCE_ADDRESS",
 )
 """Every variable the bot reads (tools that start it use this to keep their own out)."""
 
@@ -120,6 +125,13 @@ class Settings:
     cooldown_uses: int = 5
     cooldown_seconds: float = 10.0
     health_file: Path | None = field(default=Path("data/heartbeat"))
+    data_dir: Path = field(default=Path("data"))
+    """Where the bot keeps its working files: the shared request budget, the command-sync state."""
+    redis_url: Secret | None = None
+    """Redis shared by every process (the request budget); ``None``: the data folder only."""
+    redis_key_prefix: str = "nekos:"
+    source_address: str | None = None
+    """Local IP address the API connections leave from; also names the request budget."""
 
     @property
     def nekos_api_interval(self) -> float:
@@ -257,6 +269,22 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         kwargs["cooldown_uses"] = _integer("COOLDOWN_USES", value, minimum=1)
     if (value := get("COOLDOWN_SECONDS")) is not None:
         kwargs["cooldown_seconds"] = _number("COOLDOWN_SECONDS", value, minimum=0)
+    if (value := get("DATA_DIR")) is not None:
+        kwargs["data_dir"] = Path(value)
+    if (value := get("REDIS_URL")) is not None:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("REDIS_URL must look like redis://host:6379/0")
+        # The URL may carry a password: kept secret like the tokens.
+        kwargs["redis_url"] = Secret(value)
+    if (value := get("REDIS_KEY_PREFIX")) is not None:
+        kwargs["redis_key_prefix"] = value
+    if (value := get("NEKOS_API_SOURCE_ADDRESS")) is not None:
+        try:
+            kwargs["source_address"] = str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ConfigError(
+                "NEKOS_API_SOURCE_ADDRESS must be an IP address of this host, e.g. 192.0.2.10"
+            ) from None
     if "HEALTH_FILE" in env:
         value = get("HEALTH_FILE")
         kwargs["health_file"] = Path(value) if value else None

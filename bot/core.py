@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 import aiohttp
 import discord
@@ -13,6 +12,7 @@ import yarl
 from discord.ext import commands
 
 from . import __version__
+from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
 from .config import ConfigError, Settings
@@ -87,16 +87,18 @@ class NekosBot(commands.AutoShardedBot):
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._warm: asyncio.Task[None] | None = None
-        self._data_dir = Path(
-            settings.health_file.parent if settings.health_file is not None else "data"
-        )
+        self._data_dir = settings.data_dir
+        self.budget: RequestBudget | None = None
+        """The request budget shared with the other processes (set in ``setup_hook``)."""
 
     # ------------------------------------------------------------------ start-up
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        self._http_session = aiohttp.ClientSession()
-        self.nekos = make_api(settings, session=self._http_session)
+        # One request budget shared with every other process of the project on this address.
+        self.budget = open_budget(settings)
+        self._http_session = self.budget.session()
+        self.nekos = make_api(settings, session=self._http_session, budget=self.budget)
         try:
             await self.nekos.start()
         except Unauthorized as exc:
@@ -291,6 +293,7 @@ class NekosBot(commands.AutoShardedBot):
             random_requests=pool.requests,
             served_from_stock=pool.pool_hits,
             busy_answers=self.lookups.metrics().shed,
+            request_budget=describe_budget(self.nekos.pacer.state()),
         )
 
     # ------------------------------------------------------------------ events
@@ -325,5 +328,7 @@ class NekosBot(commands.AutoShardedBot):
             await self.nekos.close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self.budget is not None:
+            await self.budget.close()
         if hasattr(self, "store"):
             await self.store.close()

@@ -432,6 +432,8 @@ class AboutInfo:
     """While the API (or the bot's own strike guard) has paused requests."""
     now: dt.datetime | None = None
     """The time of this report (for "recently"); defaults to the current time."""
+    request_budget: str | None = None
+    """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
 
 
 RECENT_ERROR = dt.timedelta(minutes=5)
@@ -471,6 +473,8 @@ def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
             pool += f", {share:.0f}% of random requests answered from it"
         _add_field(embed, "Image pool", pool)
     _add_field(embed, "Busy answers", _count(info.busy_answers))
+    if info.request_budget:
+        _add_field(embed, "Request budget", safe_text(info.request_budget, FIELD_VALUE_LIMIT))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
     if details:
         _add_field(

@@ -11,8 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from .budget import open_budget
 from .catalog import Catalog, CatalogSource
 from .config import Settings
 from .gating import RefusalCounter
@@ -94,8 +93,9 @@ async def _reply(
 
 async def render_preview(settings: Settings, options: PreviewOptions) -> dict[str, Any]:
     """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
-    async with aiohttp.ClientSession() as session:
-        client = make_api(settings, session=session)
+    # The same request budget as the running bot's: a preview never adds to its 429s.
+    async with open_budget(settings) as budget, budget.session() as session:
+        client = make_api(settings, session=session, budget=budget)
         async with client:
             lookups = make_lookups(client)
             policy = content_policy(settings)

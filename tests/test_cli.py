@@ -63,6 +63,7 @@ class Cli:
             "LANG": "C.UTF-8",
             "PYTHONIOENCODING": "utf-8",
             "HEALTH_FILE": "",
+            "DATA_DIR": str(self.tmp_path / "data"),
             "DATABASE_URL": f"sqlite:///{self.tmp_path / 'bot.db'}",
         }
         full_env.update(env or {})
@@ -352,8 +353,11 @@ async def test_check_passes_against_the_fake(cli: Cli, fake: FakeNekosAPI) -> No
         "[ok] store",
         "[ok] nekos api",
         "[ok] nekos api token",
+        "[ok] request budget",
     ]
     assert "scopes: api:ratelimit:disabled" in result.stdout
+    budget_file = cli.tmp_path / "data" / "request-budget.db"
+    assert f"request budget: shared through the data folder ({budget_file}; key " in result.stdout
     assert DISCORD_TOKEN not in result.output
     assert (cli.tmp_path / "bot.db").exists()
 
@@ -372,6 +376,19 @@ async def test_check_fails_cleanly_when_the_api_is_unreachable(cli: Cli) -> None
     assert "Traceback" not in result.output
     assert f"[FAIL] nekos api: unreachable at {base_url}" in result.stdout
     assert "[ok] store" in result.stdout
+
+
+async def test_check_reports_a_redis_it_cannot_reach(cli: Cli, fake: FakeNekosAPI) -> None:
+    redis_url = f"redis://127.0.0.1:{closed_port()}/0"
+    result = await cli(
+        "check", env={"DISCORD_TOKEN": DISCORD_TOKEN, "REDIS_URL": redis_url, **api_env(fake)}
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.output
+    # Never reached, and no host count remembered: nothing is sent until Redis answers.
+    assert "[FAIL] request budget: paused: Redis unreachable since " in result.stdout
+    assert "[FAIL] nekos api:" in result.stdout
+    assert not fake.api_requests
 
 
 async def test_check_fails_cleanly_with_a_token_the_api_does_not_know(

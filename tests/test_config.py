@@ -57,6 +57,10 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.cooldown_uses == 5
     assert settings.cooldown_seconds == 10.0
     assert settings.health_file == Path("data/heartbeat")
+    assert settings.data_dir == Path("data")
+    assert settings.redis_url is None
+    assert settings.redis_key_prefix == "nekos:"
+    assert settings.source_address is None
 
 
 def test_missing_discord_token_only_fails_when_required() -> None:
@@ -122,6 +126,12 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("COOLDOWN_SECONDS", "7.5", "cooldown_seconds", 7.5),
     ("HEALTH_FILE", "/run/bot/alive", "health_file", Path("/run/bot/alive")),
     ("HEALTH_FILE", "", "health_file", None),
+    ("DATA_DIR", "/var/lib/nekos-bot", "data_dir", Path("/var/lib/nekos-bot")),
+    ("REDIS_URL", "redis://cache:6379/2", "redis_url", Secret("redis://cache:6379/2")),
+    ("REDIS_URL", "unix:///run/redis.sock", "redis_url", Secret("unix:///run/redis.sock")),
+    ("REDIS_KEY_PREFIX", "bot-a:", "redis_key_prefix", "bot-a:"),
+    ("NEKOS_API_SOURCE_ADDRESS", " 192.0.2.10 ", "source_address", "192.0.2.10"),
+    ("NEKOS_API_SOURCE_ADDRESS", "2001:DB8::1", "source_address", "2001:db8::1"),
 ]  # fmt: skip
 
 
@@ -199,6 +209,10 @@ INVALID: list[tuple[str, str]] = [
     ("COOLDOWN_USES", "0"),
     ("COOLDOWN_SECONDS", "-0.1"),
     ("COOLDOWN_SECONDS", "-inf"),
+    ("REDIS_URL", "127.0.0.1:6379"),
+    ("REDIS_URL", "http://cache:6379"),
+    ("NEKOS_API_SOURCE_ADDRESS", "eth0"),
+    ("NEKOS_API_SOURCE_ADDRESS", "192.0.2.300"),
 ]
 
 
@@ -264,6 +278,11 @@ def test_secret_compares_by_value() -> None:
     assert Secret("abc") != Secret("abd")
     assert Secret("abc") != "abc"
     assert hash(Secret("abc")) == hash(Secret("abc"))
+
+
+def test_a_redis_password_never_shows_in_the_settings() -> None:
+    settings = settings_from_mapping({"REDIS_URL": "redis://:hunter2-secret@cache:6379/0"})
+    assert "hunter2-secret" not in repr(settings) + str(settings)
 
 
 def test_settings_repr_hides_both_tokens() -> None:

@@ -612,6 +612,10 @@ def test_about_embed_reports_health() -> None:
     idle = about_embed(replace(info, queue_length=0, last_error=None))
     idle_fields = {f.name: f.value for f in idle.fields}
     assert idle_fields["Queue"] == "0 requests"
+    assert "Request budget" not in fields  # unknown: not shown
+    shared = about_embed(replace(info, request_budget="shared via Redis with 2 other processes"))
+    shared_fields = {f.name: f.value for f in shared.fields}
+    assert shared_fields["Request budget"] == "shared via Redis with 2 other processes"
 
 
 def test_about_embed_says_when_the_api_is_in_trouble_or_paused() -> None:

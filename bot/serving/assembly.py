@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.budget import RequestBudget
 from bot.config import Settings
 from bot.gating import DEFAULT_POLICY, YOUTH_TAGS, ContentPolicy
 from bot.nekos import NekosApi, NekosClient, NekosV4Client, Pacer, make_client
@@ -24,15 +25,25 @@ from .protocols import LookupSource
 __all__ = ["ImagesOnlyLookups", "content_policy", "make_api", "make_lookups", "make_pool"]
 
 
-def make_api(settings: Settings, *, session: aiohttp.ClientSession | None = None) -> NekosApi:
-    """The client for the configured API version, paced at ``NEKOS_API_RATE``."""
+def make_api(
+    settings: Settings,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    budget: RequestBudget | None = None,
+) -> NekosApi:
+    """The client for the configured API version, paced at ``NEKOS_API_RATE``.
+
+    With ``budget`` its pacer shares that request budget with the project's other processes
+    (``bot.budget.open_budget``); without, it paces this process alone.
+    """
     token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
+    interval = settings.nekos_api_interval
     return make_client(
         settings.nekos_api_version,
         settings.nekos_api_base_url,
         token,
         session=session,
-        pacer=Pacer(interval=settings.nekos_api_interval),
+        pacer=budget.pacer(interval=interval) if budget else Pacer(interval=interval),
         timeout=settings.api_timeout,
     )
 

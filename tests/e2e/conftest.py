@@ -255,6 +255,7 @@ def build_stack(emu: DiscordEmulator, api: FakeNekosAPI, tmp_path: Path, api_tok
         "NEKOS_API_TOKEN": api_token,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
         "HEALTH_FILE": str(tmp_path / "hb"),
+        "DATA_DIR": str(tmp_path),
         "LOG_LEVEL": "DEBUG",
         # Tests fire many commands per member; the per-member cooldown is pinned on its own.
         "COOLDOWN_USES": "1000",
