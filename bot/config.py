@@ -145,6 +145,15 @@ class Settings:
         """Seconds between API request starts (the pacer adds its safety margin)."""
         return 1.0 / self.nekos_api_rate
 
+    @property
+    def redis_location(self) -> str | None:
+        """Where Redis is, for reports: ``host:port`` or the socket path, never the password."""
+        if self.redis_url is None:
+            return None
+        parts = urlsplit(self.redis_url.reveal())
+        address = parts.hostname or parts.path
+        return f"{address}:{parts.port}" if parts.port else address
+
     def require_discord_token(self) -> Secret:
         """The Discord token, or a ConfigError saying how to provide it."""
         if self.discord_token is None:

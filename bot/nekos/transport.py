@@ -518,6 +518,8 @@ class PacedClient:
                 if await self._backoff(failures, first_try, unavailable):
                     continue
                 raise self._failed(unavailable) from None
+            if observer is not None:
+                observer.upstream_call(route.endpoint, str(status), self._clock() - sent)
             await self._pacer.observe_headers(response_headers)
             if 200 <= status < 300:
                 return self._decode(body, route)
