@@ -102,6 +102,8 @@ async def test_metrics_count_what_members_did_and_what_the_api_answered(stack: S
         rec, _ = await stack.ask(stack.admin, stack.general, "random")
         [again] = custom_ids(message_of(rec), "neko:again:")
         await stack.press(stack.admin, message_of(rec), again)
+        # A settings command answers by itself: counted when it completes.
+        await stack.configure(stack.admin, "show")
 
         async def settled() -> bool:
             # Every request the fake answered is counted, and the gateway has a heartbeat.
@@ -127,6 +129,7 @@ async def test_metrics_count_what_members_did_and_what_the_api_answered(stack: S
         ("image", "served"): 2,
         ("category", "served"): 1,
         ("button:another", "served"): 1,
+        ("neko-config show", "served"): 1,
     }
     # Every sample of the bot's own carries the process's labels.
     process = f"{socket.gethostname()}:{os.getpid()}"
