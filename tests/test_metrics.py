@@ -30,6 +30,7 @@ from bot.nekos.errors import (
 )
 from bot.replies import error_reply
 from bot.views import AnotherButton, CategoryPageButton, GalleryPageButton, button_name
+from tests.redis_service import free_port
 
 
 @pytest.mark.parametrize(
@@ -86,13 +87,6 @@ def test_without_metrics_port_nothing_is_measured() -> None:
     assert metrics is NULL_METRICS
     assert metrics.request_observer is None
     assert not metrics.enabled
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def metrics_on(port: int) -> PrometheusMetrics:

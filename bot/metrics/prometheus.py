@@ -264,24 +264,25 @@ class _BotCollector:
             "Random-image requests waiting for the API now.",
             pool.waiting,
         )
-        yield self._counter(
-            "nekos_bot_pool_requests", "Random-image requests the pool served.", pool.requests
-        )
-        yield self._counter(
-            "nekos_bot_pool_served_from_stock",
-            "Random-image requests served entirely from the pool's stock.",
-            pool.pool_hits,
-        )
-        yield self._counter(
-            "nekos_bot_pool_waited_for_upstream",
-            "Random-image requests that waited for an API call.",
-            pool.pool_misses,
-        )
-        yield self._counter(
-            "nekos_bot_pool_coalesced_waits",
-            "Waiting random-image requests that joined an API call already waiting or in flight.",
-            pool.coalesced_waits,
-        )
+        for name, doc, value in (
+            ("requests", "Random-image requests the pool served.", pool.requests),
+            (
+                "served_from_stock",
+                "Random-image requests served entirely from the pool's stock.",
+                pool.pool_hits,
+            ),
+            (
+                "waited_for_upstream",
+                "Random-image requests that waited for an API call.",
+                pool.pool_misses,
+            ),
+            (
+                "coalesced_waits",
+                "Waiting random-image requests that joined an API call already under way.",
+                pool.coalesced_waits,
+            ),
+        ):
+            yield self._counter(f"nekos_bot_pool_{name}", doc, value)
 
     def _lookups(self) -> Iterator[Metric]:
         lookups = self._bot.lookups.metrics()
@@ -294,21 +295,24 @@ class _BotCollector:
             cache.add_metric([*self._const, kind.kind, "hit"], kind.hits)
             cache.add_metric([*self._const, kind.kind, "miss"], kind.misses)
         yield cache
-        yield self._counter(
-            "nekos_bot_lookup_listed",
-            "Artist and character lookups answered from the full lists, at no API cost.",
-            lookups.listed,
-        )
-        yield self._counter(
-            "nekos_bot_lookup_coalesced",
-            "Lookups that joined the same lookup already in flight.",
-            lookups.coalesced,
-        )
-        yield self._counter(
-            "nekos_bot_lookup_busy",
-            'Member lookups answered "busy, try again" instead of waiting long for the API.',
-            lookups.shed,
-        )
+        for name, doc, value in (
+            (
+                "listed",
+                "Artist and character lookups answered from the full lists, at no API cost.",
+                lookups.listed,
+            ),
+            (
+                "coalesced",
+                "Lookups that joined the same lookup already in flight.",
+                lookups.coalesced,
+            ),
+            (
+                "busy",
+                'Member lookups answered "busy, try again" instead of waiting long for the API.',
+                lookups.shed,
+            ),
+        ):
+            yield self._counter(f"nekos_bot_lookup_{name}", doc, value)
 
     def _gateway(self) -> Iterator[Metric]:
         bot = self._bot

@@ -21,16 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.e2e.conftest import Stack, custom_ids, eventually, message_of, shown_image_ids
+from tests.redis_service import free_port
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "nekos-bot.json"
 METRIC_NAME_RE = re.compile(r"\b(?:nekos_bot|process)_[a-z0-9_]+")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def listening_ports() -> set[int]:
