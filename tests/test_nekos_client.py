@@ -975,15 +975,18 @@ def test_default_base_url_is_the_documented_one() -> None:
     assert NekosClient().base_url == DEFAULT_BASE_URL
 
 
-def test_adapter_does_not_import_discord() -> None:
+def test_adapter_does_not_import_discord_or_the_metrics() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bot.nekos; print('discord' in sys.modules)"
+    code = (
+        "import sys, bot.nekos; "
+        "print([m for m in ('discord', 'prometheus_client') if m in sys.modules])"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------- shared pacing
