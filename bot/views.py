@@ -20,6 +20,7 @@ __all__ = [
     "CategoryPageButton",
     "GalleryPageButton",
     "another_custom_id",
+    "button_name",
     "dynamic_items",
 ]
 
@@ -27,6 +28,7 @@ CUSTOM_ID_LIMIT = 100
 _RATING_CODE = {Rating.SFW: "s", Rating.QUESTIONABLE: "q", Rating.NSFW: "n"}
 _CODE_RATING = {v: k for k, v in _RATING_CODE.items()}
 NOT_YOURS = "These buttons belong to whoever ran the command; run `/neko {command}` for your own."
+_BUTTON_NAMES = {"again": "another", "gal": "gallery_page", "cat": "category_page"}
 
 
 @runtime_checkable
@@ -196,6 +198,14 @@ def pager_items(make: Any, page: int, pages: int) -> list[discord.ui.Item[Any]]:
         make(max(page - 1, 1), "p", page <= 1),
         make(min(page + 1, pages), "n", page >= pages),
     ]
+
+
+def button_name(custom_id: str) -> str:
+    """What a press of the button ``custom_id`` is called in the metrics: ``button:another``,
+    ``button:gallery_page``, ``button:category_page`` (``button:other`` for anything else)."""
+    prefix, _, rest = custom_id.partition(":")
+    name = _BUTTON_NAMES.get(rest.partition(":")[0]) if prefix == "neko" else None
+    return f"button:{name or 'other'}"
 
 
 def dynamic_items() -> tuple[type[discord.ui.DynamicItem[Any]], ...]:
