@@ -916,7 +916,23 @@ async def test_auto_sharded_bot_gets_gateway_from_gateway_bot_and_identifies_wit
         assert (await rec.wait_response()).accepted
     assert emu.identifies[0]["shard"] == [0, 1]
     assert any(c.path == "/gateway/bot" for c in emu.requests)
+    (identified,) = emu.identify_log
+    assert (identified.shard_id, identified.shard_count) == (0, 1)
+    assert rec.dispatched_to == [(0, identified.session_id)]
     emu.assert_no_violations()
+
+
+async def test_gateway_bot_reports_the_configured_identify_concurrency() -> None:
+    async with (
+        DiscordEmulator(shards=4, max_concurrency=2) as emu,
+        aiohttp.ClientSession() as session,
+        session.get(
+            emu.api_base + "/gateway/bot", headers={"Authorization": f"Bot {emu.token}"}
+        ) as response,
+    ):
+        body = await response.json()
+    assert body["shards"] == 4
+    assert body["session_start_limit"]["max_concurrency"] == 2
 
 
 async def test_select_menu_pick_is_dispatched_and_validated(
