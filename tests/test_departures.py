@@ -12,13 +12,28 @@ from bot.departures import Departures
 from bot.nekos.models import Rating
 from bot.sharding import owned_by
 from bot.store.sqlite import SqliteSettingsStore
-from tests.fake_clock import FakeClock
 
 ADMIN = 7
 # Guild ids whose shard (of 2) is known by construction: the shard is (id >> 22) % 2.
 ON_SHARD_0 = (10 << 22) | 1
 ALSO_ON_SHARD_0 = (12 << 22) | 2
 ON_SHARD_1 = (11 << 22) | 3
+
+
+class Retries:
+    """The departures' sleep between attempts: no real wait; a test can await the first retry."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.first = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.first.set()
+        await asyncio.sleep(0.001)
+
+    async def started(self) -> None:
+        await asyncio.wait_for(self.first.wait(), 5.0)
 
 
 @pytest.fixture
@@ -45,15 +60,15 @@ async def test_a_removal_during_a_store_outage_is_done_when_it_is_back(
     store: SqliteSettingsStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     await configure(store, ON_SHARD_0, ON_SHARD_1)
-    clock = FakeClock()
-    departures = Departures(store, is_member=lambda g: False, sleep=clock.sleep)
+    retries = Retries()
+    departures = Departures(store, is_member=lambda g: False, sleep=retries.sleep)
     await store.close()  # the store is unreachable when Discord says the bot left
     departures.guild_removed(ON_SHARD_0)
     departures.channel_deleted(ON_SHARD_1, ON_SHARD_1 + 100)
-    while not clock.sleeps:  # the first attempt failed and the task waits to retry
-        await asyncio.sleep(0.01)
+    await retries.started()  # the first attempt failed and the task waits to retry
     assert departures.pending == 2
     assert "retrying every 60 s" in caplog.text
+    assert retries.asked[0] == 60.0
 
     await store.open()
     await asyncio.wait_for(departures.wait(), 5.0)
@@ -68,13 +83,12 @@ async def test_a_guild_rejoined_before_the_retry_keeps_its_new_settings(
     store: SqliteSettingsStore,
 ) -> None:
     await configure(store, ON_SHARD_0)
-    clock = FakeClock()
+    retries = Retries()
     members: set[int] = set()
-    departures = Departures(store, is_member=members.__contains__, sleep=clock.sleep)
+    departures = Departures(store, is_member=members.__contains__, sleep=retries.sleep)
     await store.close()
     departures.guild_removed(ON_SHARD_0)
-    while not clock.sleeps:
-        await asyncio.sleep(0.01)
+    await retries.started()
     members.add(ON_SHARD_0)  # invited back while the store was down
     await store.open()
     await asyncio.wait_for(departures.wait(), 5.0)
@@ -99,12 +113,11 @@ async def test_a_sweep_that_meets_an_outage_runs_when_the_store_is_back(
     store: SqliteSettingsStore,
 ) -> None:
     await configure(store, ON_SHARD_0, ON_SHARD_1)
-    clock = FakeClock()
-    departures = Departures(store, is_member=lambda g: False, sleep=clock.sleep)
+    retries = Retries()
+    departures = Departures(store, is_member=lambda g: False, sleep=retries.sleep)
     await store.close()
     departures.sweep(owned_by([0, 1], 2))
-    while not clock.sleeps:
-        await asyncio.sleep(0.01)
+    await retries.started()
     assert departures.pending == 1
     await store.open()
     await asyncio.wait_for(departures.wait(), 5.0)
@@ -112,11 +125,10 @@ async def test_a_sweep_that_meets_an_outage_runs_when_the_store_is_back(
 
 
 async def test_closing_stops_the_retries(store: SqliteSettingsStore) -> None:
-    clock = FakeClock()
-    departures = Departures(store, is_member=lambda g: False, sleep=clock.sleep)
+    retries = Retries()
+    departures = Departures(store, is_member=lambda g: False, sleep=retries.sleep)
     await store.close()
     departures.guild_removed(ON_SHARD_0)
-    while not clock.sleeps:
-        await asyncio.sleep(0.01)
+    await retries.started()
     await asyncio.wait_for(departures.close(), 5.0)
     assert departures.pending == 1  # swept at the next start instead
