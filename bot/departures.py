@@ -38,12 +38,12 @@ class Departures:
         store: SettingsStore,
         *,
         is_member: Callable[[int], bool],
-        retry_interval: float = RETRY_INTERVAL,
+        retry_interval: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._is_member = is_member
-        self._retry_interval = retry_interval
+        self._retry_interval = RETRY_INTERVAL if retry_interval is None else retry_interval
         self._sleep = sleep
         self._guilds: set[int] = set()
         self._channels: set[tuple[int, int]] = set()
