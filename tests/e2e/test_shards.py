@@ -22,7 +22,7 @@ import pytest
 from bot.sharding import IDENTIFY_SPACING, shard_of
 from tests.bot_process import spawned
 from tests.cli_fleet import upstream_report, write_env
-from tests.e2e.conftest import DISCORD_TOKEN, SMALL_CATALOGUE, final_message
+from tests.e2e.conftest import DISCORD_TOKEN, SMALL_CATALOGUE, final_message, message_text
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.discord_emulator import (
     ChannelRecord,
@@ -102,6 +102,8 @@ async def guilds_on_every_shard(emu: DiscordEmulator) -> dict[int, list[Seat]]:
         row = seats[shard_of(guild.id, SHARDS)]
         if len(row) < GUILDS_PER_SHARD:
             row.append(Seat(owner, channel, shard_of(guild.id, SHARDS)))
+        else:
+            emu.remove_guild(guild)  # a shard already full: the bot is in exactly 3 per shard
         await asyncio.sleep(0.003)
     raise AssertionError("unreachable")
 
@@ -205,6 +207,12 @@ async def test_each_process_answers_exactly_its_own_shards_interactions(world: W
 
         records = await fire(world, list(every_seat(world)))
         await answered(records)
+
+        # /neko about on shard 1's process counts its own servers, and the bot's in all.
+        seat = world.seats[1][0]
+        about = await emu.slash(seat.user, seat.channel, "neko", subcommand="about")
+        text = message_text(await final_message(about, ANSWER_TIMEOUT))
+        assert "Servers: 3 on this process's shards (1 of 2), about 6 in all" in text
 
     sessions = {shard: world.session_of(shard) for shard in range(SHARDS)}
     for seat, rec in zip(every_seat(world), records, strict=True):
