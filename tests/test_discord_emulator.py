@@ -22,6 +22,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from bot.sharding import shard_of
 from tests.fakes.discord_emulator import (
     ChannelRecord,
     ChannelType,
@@ -1184,3 +1185,16 @@ def test_autocomplete_problems_check_choice_names_and_values() -> None:
 def test_admin_permission_bit_is_the_discord_value() -> None:
     assert discord.Permissions(administrator=True).value == ADMINISTRATOR
     assert discord.Permissions(manage_guild=True).value == MANAGE_GUILD
+
+
+async def test_a_guild_can_be_placed_on_a_chosen_shard() -> None:
+    async with DiscordEmulator() as emu:
+        guilds = [
+            (shard, emu.add_guild(f"g{shard}-{n}", shard=(shard, 4)))
+            for n in range(3)
+            for shard in (3, 0, 2, 1)
+        ]
+    for shard, guild in guilds:
+        assert shard_of(guild.id, 4) == shard
+    ids = [guild.id for _, guild in guilds]
+    assert ids == sorted(set(ids))  # still unique and increasing, like Discord's snowflakes

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sharding import IDENTIFY_SPACING, shard_of
+from bot.sharding import IDENTIFY_SPACING
 from tests.bot_process import spawned
 from tests.cli_fleet import upstream_report, write_env
 from tests.e2e.conftest import DISCORD_TOKEN, SMALL_CATALOGUE, final_message, message_text
@@ -88,24 +88,16 @@ class World:
         return [r for r in self.emu.identify_log if r.shard_id == shard][-1].session_id
 
 
-async def guilds_on_every_shard(emu: DiscordEmulator) -> dict[int, list[Seat]]:
-    """Guilds until each shard has :data:`GUILDS_PER_SHARD` (a guild's shard comes from its id's
-    creation time, so new guilds are made a moment apart until both shards are filled)."""
-    seats: dict[int, list[Seat]] = {shard: [] for shard in range(SHARDS)}
-    for number in itertools.count():
-        if all(len(row) >= GUILDS_PER_SHARD for row in seats.values()):
-            return seats
-        assert number < 500, "could not place guilds on every shard"
-        owner = emu.add_user(f"owner{number}")
-        guild = emu.add_guild(f"Guild {number}", owner)
-        channel = emu.add_channel(guild, ChannelType.GUILD_TEXT, "general")
-        row = seats[shard_of(guild.id, SHARDS)]
-        if len(row) < GUILDS_PER_SHARD:
-            row.append(Seat(owner, channel, shard_of(guild.id, SHARDS)))
-        else:
-            emu.remove_guild(guild)  # a shard already full: the bot is in exactly 3 per shard
-        await asyncio.sleep(0.003)
-    raise AssertionError("unreachable")
+def guilds_on_every_shard(emu: DiscordEmulator) -> dict[int, list[Seat]]:
+    """:data:`GUILDS_PER_SHARD` guilds on each shard, each with its owner in a text channel."""
+    seats: dict[int, list[Seat]] = {}
+    for shard in range(SHARDS):
+        for number in range(GUILDS_PER_SHARD):
+            owner = emu.add_user(f"owner{shard}-{number}")
+            guild = emu.add_guild(f"Guild {shard}-{number}", owner, shard=(shard, SHARDS))
+            channel = emu.add_channel(guild, ChannelType.GUILD_TEXT, "general")
+            seats.setdefault(shard, []).append(Seat(owner, channel, shard))
+    return seats
 
 
 @pytest.fixture(params=["folder", "redis"])
@@ -127,7 +119,7 @@ async def world(sharing: dict[str, str], tmp_path: Path) -> AsyncIterator[World]
             generate_dataset(**SMALL_CATALOGUE), rate_limit=(1, 1.0), strikes_before_block=10
         ) as fake,
     ):
-        seats = await guilds_on_every_shard(emu)
+        seats = guilds_on_every_shard(emu)
         # With Redis, a data folder each: only Redis connects them, as on two hosts.
         yield World(emu, fake, tmp_path, seats, sharing, shared_folder=not sharing)
 

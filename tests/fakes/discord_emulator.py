@@ -635,11 +635,13 @@ class DiscordEmulator:
         bot_in_guild: bool = True,
         upload_limit: int = 10 * 1024 * 1024,
         locale: str = "en-US",
+        shard: tuple[int, int] | None = None,
     ) -> GuildRecord:
         """A new guild; the owner (a new user when omitted) and the bot become members.
 
         ``bot_in_guild=False`` makes a guild the app reaches only through a user install: it
         is not sent to the client and only user-installable commands work in it.
+        ``shard=(shard_id, shard_count)`` picks an id whose events go to that shard.
         """
         if owner_id is None:
             owner = self.add_user(f"{name}-owner")
@@ -649,7 +651,7 @@ class DiscordEmulator:
             owner = self.users.get(owner_id) or UserRecord(id=owner_id, username=f"user-{owner_id}")
             self.users.setdefault(owner.id, owner)
         guild = GuildRecord(
-            id=self._ids.next(),
+            id=self._ids.next() if shard is None else self._ids.next_on_shard(*shard),
             name=name,
             owner_id=owner.id,
             bot_in_guild=bot_in_guild,
