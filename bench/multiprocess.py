@@ -47,9 +47,9 @@ from tests.cli_fleet import (
     write_env,
 )
 from tests.fakes.dataset import generate_dataset
-from tests.fakes.discord_emulator import ChannelType, DiscordEmulator, InteractionRecord
+from tests.fakes.discord_emulator import DiscordEmulator, InteractionRecord
 from tests.fakes.nekos_api import FakeNekosAPI
-from tests.redis_service import answers, delete_prefix
+from tests.redis_service import delete_prefix
 
 from .common import configure_logging, figure, fmt_seconds
 from .discord_harness import (
@@ -57,37 +57,19 @@ from .discord_harness import (
     DISCORD_TOKEN,
     FinalWatcher,
     Seat,
+    build_world,
     classify,
     percentile,
     project_settings,
     tail,
     wait_settled,
 )
+from .shared_budget import DEFAULT_REDIS, add_variant_options, gap, usable_variants
 
 VARIANTS = ("folder", "redis")
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 MEMBER_COMMANDS = 5
 """Commands per member in one burst: the default cooldown (5 uses per 10 s) allows this."""
 FINAL_TIMEOUT = 120.0
-
-
-def gap(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds:.3f}s"
-
-
-def build_world(emu: DiscordEmulator, shards: int, guilds: int, members: int) -> list[list[Seat]]:
-    """``guilds`` guilds spread evenly over the shards, one text channel and ``members`` each."""
-    seats = []
-    for number in range(guilds):
-        guild = emu.add_guild(f"Guild {number}", shard=(number % shards, shards))
-        channel = emu.add_channel(guild, ChannelType.GUILD_TEXT, "general")
-        row = []
-        for index in range(members):
-            member = emu.add_user(f"member{number}-{index}")
-            emu.add_member(guild, member)
-            row.append(Seat(member, channel))
-        seats.append(row)
-    return seats
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +133,7 @@ async def run_variant(variant: str, args: argparse.Namespace, tmp: Path, redis_u
         DiscordEmulator(token=DISCORD_TOKEN, shards=args.bots, max_concurrency=1) as emu,
         FakeNekosAPI(generate_dataset(), rate_limit=(1, 1.0), strikes_before_block=10) as api,
     ):
-        seats = build_world(emu, args.bots, args.guilds, members)
+        seats = build_world(emu, args.guilds, members, shards=args.bots)
 
         def data_dir(name: str) -> Path:
             return folder / ("shared" if variant == "folder" else name)
@@ -211,11 +193,7 @@ async def run_variant(variant: str, args: argparse.Namespace, tmp: Path, redis_u
 
 
 async def run(args: argparse.Namespace) -> None:
-    redis_url: str | None = args.redis_url
-    if redis_url is not None and not await answers(redis_url):
-        print(f"# Redis not reachable at {redis_url}: the Redis variant is skipped", flush=True)
-        redis_url = None
-    variants = [v for v in args.variants.split(",") if v and (v != "redis" or redis_url)]
+    variants, redis_url = await usable_variants(args.variants, args.redis_url)
     print(
         f"# multiprocess: {args.bots} x `python -m bot` (SHARD_COUNT={args.bots}, one shard "
         f"each) and {args.cli} x `python -m bot {' '.join(PREVIEW_RANDOM)}` on one IP; burst of "
@@ -235,18 +213,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cli", type=int, default=8, help="preview processes beside them")
     parser.add_argument("--commands", type=int, default=40)
     parser.add_argument("--guilds", type=int, default=8)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="'' to skip Redis")
     parser.add_argument("--quick", action="store_true", help="2 bots, 2 previews, 8 commands")
-    parser.add_argument("--verbose", action="store_true")
+    add_variant_options(parser, VARIANTS)
     args = parser.parse_args(argv)
     if args.quick:
         args.bots, args.cli, args.commands, args.guilds = 2, 2, 8, 4
         args.variants = "folder"
     if min(args.bots, args.commands, args.guilds) < 1 or args.cli < 0:
         parser.error("--bots, --commands and --guilds must be at least 1")
-    if not args.redis_url:
-        args.redis_url = None
+    args.redis_url = args.redis_url or None
     configure_logging(args.verbose)
     asyncio.run(run(args))
 
