@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +14,12 @@ from bot.nekos.ledger import (
     Claim,
     LedgerUnavailable,
     MemoryLedger,
+    SqliteLedger,
     StrikeResult,
     Verdict,
     VerdictKind,
 )
+from bot.nekos.ledger.redis_ledger import RedisLedger
 from bot.sharding import IdentifyGate, owned_by, shard_of
 from tests.fake_clock import FakeClock
 
@@ -187,3 +191,39 @@ async def test_a_shared_ledger_that_recovers_is_used_again() -> None:
     started = clock.now
     assert await other.wait(2) is True
     assert clock.now - started == 5.0
+
+
+async def test_with_redis_down_processes_of_one_host_still_space_through_the_data_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    with socket.socket() as probe:  # a port nothing listens on: Redis is down
+        probe.bind(("127.0.0.1", 0))
+        dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+
+    def process(owner: str) -> IdentifyGate:
+        async def one() -> int:
+            return 1
+
+        return IdentifyGate(
+            [
+                RedisLedger.from_url(dead, prefix="t:"),
+                SqliteLedger(tmp_path / "request-budget.db", clock=clock),
+            ],
+            owner=owner,
+            application_id=APPLICATION,
+            max_concurrency=one,
+            sleep=clock.sleep,
+            memory=MemoryLedger(clock=clock),
+        )
+
+    first, second = process("a"), process("b")
+    try:
+        assert await first.wait(0) is False  # granted, but not by the most shared ledger
+        started = clock.now
+        assert await second.wait(1) is False
+        assert clock.now - started == 5.0  # the data folder kept the two processes apart
+    finally:
+        await first.close()
+        await second.close()
+    assert "falling back to this host's data folder" in caplog.text
