@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
@@ -102,6 +103,10 @@ def _secrets(settings: Settings, database_urls: Sequence[str]) -> list[str]:
             secrets.extend(parse_database_url(url).secrets)
         except ValueError:
             continue  # refused with its own message later; nothing to mask in it
+    if settings.redis_url is not None:
+        password = urlsplit(settings.redis_url.reveal()).password
+        if password:
+            secrets.append(password)
     return secrets
 
 

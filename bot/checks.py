@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from .budget import describe_budget, open_budget
 from .config import Settings
 from .nekos import NekosApi, NekosError, Unauthorized
-from .serving.assembly import make_api
+from .nekos.capabilities import CAPABILITIES
+from .nekos.models import Rating
+from .serving.assembly import content_policy, make_api
 from .store import StoreError, open_store
 
 __all__ = ["CheckResult", "run_checks"]
@@ -95,6 +97,26 @@ async def _use_api(settings: Settings, client: NekosApi) -> list[CheckResult]:
     return results
 
 
+def _check_content(settings: Settings) -> CheckResult:
+    """What the operator's content rules allow from this API version (ages known or not)."""
+    capabilities = CAPABILITIES[settings.nekos_api_version]
+    policy = content_policy(settings)
+    if capabilities.has_characters:
+        detail = "characters' ages known: minors are never shown above sfw"
+    elif policy.ceiling(ages_known=False) is Rating.SFW:
+        detail = (
+            f"{capabilities.version} has no characters' ages: only sfw images are shown, "
+            "everywhere (NEKOS_V4_ALLOW_ABOVE_SFW=true lets age-restricted channels show more)"
+        )
+    else:
+        detail = (
+            f"{capabilities.version} has no characters' ages: above sfw is allowed by the "
+            f"operator, except images with any of {len(policy.youth_tags)} youth-describing "
+            "tags (a heuristic, not a guarantee)"
+        )
+    return CheckResult("content", True, detail)
+
+
 async def run_checks(settings: Settings) -> list[CheckResult]:
     """Every check, in order; each says what it found in one line."""
     results = [
@@ -104,6 +126,7 @@ async def run_checks(settings: Settings) -> list[CheckResult]:
             "set" if settings.discord_token is not None else "DISCORD_TOKEN is not set",
         ),
         await _check_store(settings),
+        _check_content(settings),
     ]
     results.extend(await _check_api(settings))
     return results

@@ -9,7 +9,7 @@ import pytest
 
 from bot.catalog import Catalog, CatalogSource
 from bot.nekos.errors import NekosError, ServerError, Unavailable
-from bot.nekos.models import Artist, Category, Character, Rating
+from bot.nekos.models import Artist, Category, Character, Image, Rating
 
 NAMES = [
     "catgirl",
@@ -263,3 +263,56 @@ async def test_background_task_refreshes_and_stops() -> None:
     settled = calls
     await asyncio.sleep(0.05)
     assert calls == settled
+
+
+# ---------------------------------------------------------------------------- tags (v4)
+
+
+def _tagged(*tags: str, image_id: str = "1") -> Image:
+    return Image(id=image_id, url="https://example.invalid/1.png", rating=Rating.SFW, tags=tags)
+
+
+def _tag_catalog() -> Catalog:
+    catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())), uses_tags=True)
+    catalog.note_images(
+        [
+            _tagged("girl", "catgirl", "nude"),
+            _tagged("girl", "sword", "loli"),
+            _tagged("girl", "catgirl"),
+        ]
+    )
+    return catalog
+
+
+def test_tags_are_learned_from_images_most_common_first() -> None:
+    catalog = _tag_catalog()
+    assert catalog.visible_tags(Rating.NSFW) == [
+        ("girl", 3),
+        ("catgirl", 2),
+        ("nude", 1),
+        ("sword", 1),
+    ]
+    # Explicit tags only where more than sfw is allowed; youth tags nowhere.
+    assert catalog.visible_tags(Rating.SFW) == [("girl", 3), ("catgirl", 2), ("sword", 1)]
+
+
+def test_tag_autocomplete_completes_the_last_tag_typed() -> None:
+    catalog = _tag_catalog()
+    assert catalog.category_choices("girl, ca", Rating.SFW) == [("girl, catgirl", "girl, catgirl")]
+    assert catalog.category_choices("nu", Rating.SFW) == []
+    assert catalog.category_choices("nu", Rating.NSFW) == [("nude", "nude")]
+    assert catalog.category_choices("lol", Rating.NSFW) == []
+
+
+def test_any_tag_may_be_asked_for_but_not_one_the_channel_may_not_show() -> None:
+    catalog = _tag_catalog()
+    check = catalog.check_categories("Catgirl, never-seen, nude", Rating.SFW)
+    assert check.known == ("catgirl", "never-seen")
+    assert check.hidden == ("nude",)
+    assert check.unknown == ()
+
+
+def test_a_catalogue_of_categories_ignores_tags() -> None:
+    catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())))
+    catalog.note_images([_tagged("girl")])
+    assert catalog.visible_tags(Rating.NSFW) == []

@@ -351,6 +351,7 @@ async def test_check_passes_against_the_fake(cli: Cli, fake: FakeNekosAPI) -> No
     assert [line.split(":")[0] for line in lines] == [
         "[ok] discord token",
         "[ok] store",
+        "[ok] content",
         "[ok] nekos api",
         "[ok] nekos api token",
         "[ok] request budget",

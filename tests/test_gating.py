@@ -12,8 +12,12 @@ import pytest
 
 from bot.catalog import Catalog, CatalogSource
 from bot.gating import (
+    DEFAULT_POLICY,
+    EXPLICIT_TAGS,
+    YOUTH_TAGS,
     ChannelContext,
     ChannelKind,
+    ContentPolicy,
     Decision,
     GuildSettings,
     RefusalCounter,
@@ -21,11 +25,13 @@ from bot.gating import (
     allowed_max,
     category_visible,
     effective_max,
+    effective_rating,
     is_known_minor,
     may_show,
+    tag_visible,
     violates_minor_safety,
 )
-from bot.nekos import NekosClient
+from bot.nekos import NekosClient, NekosV4Client
 from bot.nekos.models import Category, Character, Image, Rating
 from bot.replies import Replies, Reply
 from bot.serving import ImagePool, PoolSettings
@@ -528,3 +534,141 @@ async def test_randomised_serving_never_exceeds_allowed_rating_or_shows_minors()
     assert refused_requests > 0
     # Not vacuous: every rating was shown where it was allowed.
     assert all(shown_by_rating[rating] > 0 for rating in Rating)
+
+
+# --------------------------------------------------------------------------- v4: tags, no ages
+
+
+def _v4(rating: Rating, *tags: str, image_id: str = "4399") -> Image:
+    """An image as v4 gives it: tags, no characters, ages not knowable."""
+    return Image(
+        id=image_id,
+        url=f"https://example.invalid/{image_id}.webp",
+        rating=rating,
+        tags=tags,
+        ages_known=False,
+    )
+
+
+OPTED_IN = ContentPolicy(unverified_above_sfw=True)
+
+
+def test_without_the_opt_in_nothing_above_sfw_from_an_api_without_ages() -> None:
+    assert may_show(_v4(Rating.SFW, "girl"), Rating.NSFW)
+    for rating in (Rating.QUESTIONABLE, Rating.NSFW):
+        decision = may_show(_v4(rating, "girl"), Rating.NSFW)
+        assert decision.reason is RefusalReason.MINOR_SAFETY
+    assert DEFAULT_POLICY.ceiling(ages_known=False) is Rating.SFW
+    assert DEFAULT_POLICY.ceiling(ages_known=True) is Rating.NSFW
+
+
+def test_with_the_opt_in_above_sfw_but_never_with_a_youth_tag() -> None:
+    assert OPTED_IN.ceiling(ages_known=False) is Rating.NSFW
+    assert may_show(_v4(Rating.NSFW, "girl", "sword"), Rating.NSFW, OPTED_IN)
+    for tag in ("loli", "child", "school uniform"):
+        decision = may_show(_v4(Rating.QUESTIONABLE, "girl", tag), Rating.NSFW, OPTED_IN)
+        assert decision.reason is RefusalReason.MINOR_SAFETY, tag
+        # In sfw the same tags are harmless.
+        assert may_show(_v4(Rating.SFW, "girl", tag), Rating.NSFW, OPTED_IN), tag
+
+
+def test_operators_extend_the_youth_deny_list() -> None:
+    policy = ContentPolicy(unverified_above_sfw=True, youth_tags=YOUTH_TAGS | {"tiny"})
+    assert may_show(_v4(Rating.NSFW, "tiny"), Rating.NSFW, OPTED_IN)
+    assert not may_show(_v4(Rating.NSFW, "tiny"), Rating.NSFW, policy)
+
+
+def test_tags_that_say_more_than_the_classifier_raise_the_rating() -> None:
+    # The classifier errs: "safe" with an explicit tag is nsfw, with a suggestive one questionable.
+    assert effective_rating(_v4(Rating.SFW, "nude")) is Rating.NSFW
+    assert effective_rating(_v4(Rating.QUESTIONABLE, "sex")) is Rating.NSFW
+    assert effective_rating(_v4(Rating.SFW, "lingerie")) is Rating.QUESTIONABLE
+    assert effective_rating(_v4(Rating.SFW, "girl")) is Rating.SFW
+    refused = may_show(_v4(Rating.SFW, "nude"), Rating.SFW, OPTED_IN)
+    assert refused.reason is RefusalReason.RATING_ABOVE_MAX
+    assert may_show(_v4(Rating.SFW, "nude"), Rating.NSFW, OPTED_IN)
+    # A v1 category of that name counts the same way.
+    v1 = Image(
+        id="x",
+        url="https://example.invalid/x.png",
+        rating=Rating.SFW,
+        categories=(Category(id="c", name="Lingerie"),),
+    )
+    assert effective_rating(v1) is Rating.QUESTIONABLE
+
+
+@pytest.mark.parametrize(
+    ("tag", "sfw", "nsfw"),
+    [
+        ("girl", True, True),
+        ("nude", False, True),
+        ("lingerie", False, True),
+        ("loli", False, False),
+    ],
+)
+def test_tags_offered_follow_the_channel(tag: str, sfw: bool, nsfw: bool) -> None:
+    assert tag_visible(tag, Rating.SFW) is sfw
+    assert tag_visible(tag, Rating.NSFW) is nsfw
+
+
+def _random_v4_image(rng: random.Random, n: int) -> Image:
+    vocabulary = ["girl", "catgirl", "sword", *sorted(EXPLICIT_TAGS)[:4], *sorted(YOUTH_TAGS)[:4]]
+    tags = tuple(rng.sample(vocabulary, rng.randint(0, 3)))
+    return _v4(rng.choice(list(Rating)), *tags, image_id=str(n))
+
+
+@pytest.mark.parametrize("policy", [DEFAULT_POLICY, OPTED_IN], ids=["default", "opted-in"])
+async def test_randomised_v4_serving_never_shows_more_than_allowed(policy: ContentPolicy) -> None:
+    """v4-shaped images (tags, no ages) through the path ``/neko random`` takes."""
+    rng = random.Random(4399)
+    sent: list[Image] = []
+
+    def fresh_batch(categories: tuple[str, ...], limit: int) -> list[Image]:
+        batch = [_random_v4_image(rng, len(sent) + i) for i in range(limit)]
+        sent.extend(batch)
+        return batch
+
+    pool = ImagePool(
+        FakeRandomSource(fresh_batch),
+        interactive_priority=0,
+        background_priority=2,
+        settings=PoolSettings(max_uses=1, barren_memory=0),
+        rng=random.Random(2),
+    )
+    replies = Replies(
+        pool=pool,
+        lookups=None,
+        catalog=Catalog(CatalogSource(_nothing, _nothing, _nothing), uses_tags=True, policy=policy),
+        api=NekosV4Client("http://127.0.0.1:9/v4"),  # never called: delivery is by link
+        refusals=RefusalCounter(),
+        policy=policy,
+    )
+    by_id = {}
+    shown_levels: Counter[Rating] = Counter()
+    for n in range(600):
+        channel_max = rng.choice(list(Rating))
+        requested = rng.choice(REQUESTS)
+        request = replies.random_request(
+            user_id=n,
+            guild_id=1,
+            channel_id=n,
+            channel_max=channel_max,
+            requested=requested,
+            categories=None,
+            count=rng.randint(1, 10),
+        )
+        reply = await replies.random(request, requested=requested)
+        by_id.update({i.id: i for i in sent})
+        ceiling = min(channel_max, Rating.NSFW if policy.unverified_above_sfw else Rating.SFW)
+        for image_id in _shown_ids(reply):
+            image = by_id[image_id]
+            level = effective_rating(image, policy)
+            assert level <= ceiling
+            if level > Rating.SFW:
+                assert not set(image.tags) & YOUTH_TAGS
+            shown_levels[level] += 1
+    assert shown_levels[Rating.SFW] > 0
+    if policy.unverified_above_sfw:
+        assert shown_levels[Rating.NSFW] > 0
+    else:
+        assert set(shown_levels) == {Rating.SFW}

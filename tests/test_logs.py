@@ -257,3 +257,19 @@ def test_an_unexpected_failure_in_the_cli_is_logged_masked_in_one_place(
     assert "RuntimeError: exploded while holding" in err  # the traceback, through logging
     assert SECRET not in err
     assert err.strip().splitlines()[-1].startswith("error: unexpected failure")
+
+
+def test_the_redis_and_database_passwords_are_masked_in_the_logs() -> None:
+    from bot.__main__ import _secrets
+    from bot.config import settings_from_mapping
+
+    settings = settings_from_mapping(
+        {
+            "REDIS_URL": "redis://:r3disPassw0rd@127.0.0.1:6379/0",
+            "DATABASE_URL": "postgresql://bot:pgPassw0rd@127.0.0.1:5432/nekos",
+        }
+    )
+    redactor = RedactingFilter(_secrets(settings, [settings.database_url]))
+    line = redactor.redact("connect to redis://:r3disPassw0rd@… and pgPassw0rd failed")
+    assert "r3disPassw0rd" not in line
+    assert "pgPassw0rd" not in line

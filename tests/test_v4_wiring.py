@@ -308,10 +308,14 @@ async def test_check_says_v4_and_what_it_can_do(cli: Cli, fake: FakeNekosV4API) 
     assert result.code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[2] == (
+        "[ok] content: v4 has no characters' ages: only sfw images are shown, everywhere "
+        "(NEKOS_V4_ALLOW_ABOVE_SFW=true lets age-restricted channels show more)"
+    )
+    assert lines[3] == (
         f"[ok] nekos api: v4 at {fake.base_url} — random images, images by id, tags, "
         "tag exclusion, rating filter; no artists, characters or categories"
     )
-    assert lines[3] == (
+    assert lines[4] == (
         "[ok] nekos api token: set but not sent: v4 has no authentication (remove NEKOS_API_TOKEN)"
     )
     assert token not in result.output
