@@ -28,14 +28,28 @@ from .base import (
     StoreUnavailable,
 )
 from .postgres import PostgresSettingsStore
+from .schedules import (
+    BOT_ACTOR,
+    ClaimedPost,
+    Schedule,
+    ScheduleLimitError,
+    ScheduleSpec,
+    ShardFilter,
+)
 from .sqlite import SqliteSettingsStore
 
 __all__ = [
+    "BOT_ACTOR",
     "Change",
     "ChangeScope",
+    "ClaimedPost",
     "DatabaseTarget",
+    "Schedule",
+    "ScheduleLimitError",
+    "ScheduleSpec",
     "SchemaTooNewError",
     "SettingsStore",
+    "ShardFilter",
     "StoreClosedError",
     "StoreCounts",
     "StoreError",
