@@ -12,6 +12,8 @@ import yarl
 from discord.ext import commands
 
 from . import __version__
+from .autopost.delivery import ChannelDelivery
+from .autopost.poster import Poster
 from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
@@ -25,7 +27,7 @@ from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
-from .store import SettingsStore, StoreError, open_store
+from .store import SettingsStore, ShardFilter, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
 
@@ -90,6 +92,8 @@ class NekosBot(commands.AutoShardedBot):
         self._data_dir = settings.data_dir
         self.budget: RequestBudget | None = None
         """The request budget shared with the other processes (set in ``setup_hook``)."""
+        self.poster: Poster | None = None
+        """Scheduled posts of this process's shards (started in ``setup_hook``)."""
 
     # ------------------------------------------------------------------ start-up
 
@@ -161,6 +165,14 @@ class NekosBot(commands.AutoShardedBot):
                 # Tags are learned from images: one batch now stocks the pool and the tag list.
                 self._warm = asyncio.create_task(self._warm_pool(), name="warm-pool")
             self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+            # Scheduled posts of this process's guilds; every process may run one (a store lease
+            # makes each due time posted once). Shards are known only after login: read late.
+            self.poster = Poster(
+                self.store,
+                ChannelDelivery(self),
+                shards=lambda: ShardFilter.of(self.shard_count, self.shard_ids),
+            )
+            self.poster.start(self.wait_until_ready)
 
     async def _warm_pool(self) -> None:
         try:
@@ -307,11 +319,14 @@ class NekosBot(commands.AutoShardedBot):
         log.info("Left guild %s; its settings were deleted", guild.id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        # Its override and its scheduled posts go with it.
         await self.store.forget_channel(channel.guild.id, channel.id)
 
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        if self.poster is not None:
+            await self.poster.stop()  # before disconnecting: posts under way may still go out
         if self._warm is not None:
             self._warm.cancel()
             await asyncio.gather(self._warm, return_exceptions=True)

@@ -35,6 +35,7 @@ from .schedules import (
     ScheduleLimitError,
     ScheduleSpec,
     ShardFilter,
+    describe_spec,
 )
 from .sqlite import SqliteSettingsStore
 
@@ -57,6 +58,7 @@ __all__ = [
     "StoreNotEmptyError",
     "StoreSnapshot",
     "StoreUnavailable",
+    "describe_spec",
     "mask_database_url",
     "open_store",
     "parse_database_url",

@@ -14,7 +14,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from bot.autopost.timing import CLOCK_TOLERANCE, first_due, format_duration, not_before, plan_claim
+from bot.autopost.timing import CLOCK_TOLERANCE, first_due, not_before, plan_claim
 
 from .base import Change, ChangeScope, SettingsStore
 from .cache import CacheUpdate
@@ -26,9 +26,10 @@ from .schedules import (
     ScheduleLimitError,
     ScheduleSpec,
     ShardFilter,
+    describe_spec,
 )
 
-__all__ = ["SCHEDULE_COLUMNS", "SqlSchedules", "describe_spec"]
+__all__ = ["SCHEDULE_COLUMNS", "SqlSchedules"]
 
 T = TypeVar("T")
 
@@ -39,14 +40,6 @@ SCHEDULE_COLUMNS: Final = (
 )
 _SELECT: Final = f"SELECT {SCHEDULE_COLUMNS} FROM schedules"
 _HELD: Final = "channel_id = $1 AND lease_owner = $2"
-
-
-def describe_spec(spec: ScheduleSpec) -> str:
-    """``every 2h, 1 image, any rating the channel allows, tags: cat, maid`` (for the audit)."""
-    images = "1 image" if spec.count == 1 else f"{spec.count} images"
-    rating = f"only {spec.rating.label}" if spec.rating else "any rating the channel allows"
-    what = f"tags: {', '.join(spec.categories)}" if spec.categories else "any tags"
-    return f"every {format_duration(spec.interval)}, {images}, {rating}, {what}"
 
 
 class SqlSchedules(SettingsStore):

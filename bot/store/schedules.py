@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.autopost.timing import format_duration
 from bot.nekos.models import Rating
 
 from .base import StoreError
@@ -21,6 +22,7 @@ __all__ = [
     "ScheduleLimitError",
     "ScheduleSpec",
     "ShardFilter",
+    "describe_spec",
 ]
 
 BOT_ACTOR = 0
@@ -120,3 +122,13 @@ class ShardFilter:
 
     def owns(self, guild_id: int) -> bool:
         return (guild_id >> 22) % self.count in self.ids
+
+
+def describe_spec(spec: ScheduleSpec) -> str:
+    """``every 2h, 1 image, only sfw, with catgirl, maid`` (for the audit trail and lists)."""
+    images = "1 image" if spec.count == 1 else f"{spec.count} images"
+    rating = (
+        f"only {spec.rating.label}" if spec.rating is not None else "any rating the channel allows"
+    )
+    text = f"every {format_duration(spec.interval)}, {images}, {rating}"
+    return text + (f", with {', '.join(spec.categories)}" if spec.categories else "")
