@@ -299,6 +299,8 @@ class SqlSchedules(SettingsStore):
             self._time_to_db(now),
             self._time_to_db(now + CLOCK_TOLERANCE),
             limit,
+            # A lease ending later than any lease taken now could: taken before a clock step.
+            self._time_to_db(now + lease + CLOCK_TOLERANCE),
         ]
         where = ""
         if shards is not None:
@@ -306,10 +308,10 @@ class SqlSchedules(SettingsStore):
             ids = sorted(shards.ids)
             marks = ", ".join(f"${len(args) + 1 + i}" for i in range(len(ids)))
             args.extend(ids)
-            where = f" AND (guild_id >> 22) % $4 IN ({marks})"
+            where = f" AND (guild_id >> 22) % $5 IN ({marks})"
         sql = (
             f"{_SELECT} WHERE paused_reason IS NULL"
-            " AND (lease_until IS NULL OR lease_until < $1)"
+            " AND (lease_until IS NULL OR lease_until < $1 OR lease_until > $4)"
             " AND ((next_due <= $1 AND (not_before IS NULL OR not_before <= $1))"
             f" OR set_at > $2){where} ORDER BY next_due LIMIT $3{self._lock_due_rows}"
         )
@@ -325,14 +327,17 @@ class SqlSchedules(SettingsStore):
                     interval=schedule.spec.interval,
                     now=now,
                 )
+                # Re-anchored after a clock step: not_before was on the old clock too.
                 await tx.execute(
                     "UPDATE schedules SET next_due = $2, set_at = $3, lease_owner = $4,"
-                    " lease_until = $5 WHERE channel_id = $1",
+                    " lease_until = $5, not_before = CASE WHEN $6 THEN not_before END"
+                    " WHERE channel_id = $1",
                     schedule.channel_id,
                     self._time_to_db(plan.next_due),
                     self._time_to_db(now),
                     owner if plan.post else None,
                     until if plan.post else None,
+                    plan.post,
                 )
                 if plan.post:
                     claimed.append(ClaimedPost(schedule, schedule.next_due, owner))
