@@ -226,3 +226,21 @@ async def test_add_refuses_bad_intervals_and_says_when_it_replaces(stack: Stack)
             await autopost(stack, stack.admin, "add", channel=stack.general, every="1h")
         )
         assert "Manage Channels" in denied
+
+
+async def test_a_post_discord_refuses_pauses_the_schedule_after_that_one_attempt(
+    stack: Stack,
+) -> None:
+    async with stack.run(**FAST):
+        await autopost(stack, stack.owner, "add", channel=stack.general, every="5s")
+        await eventually(lambda: _true(len(posts(stack, stack.general)) >= 1), 8.0)
+        # Discord refuses the bot's posts without the bot's cache knowing (no gateway event).
+        stack.general.permission_overrides[stack.emu.bot_user.id] = (
+            DEFAULT_BOT_PERMISSIONS & ~SEND_MESSAGES
+        )
+        await eventually(lambda: _true(refused_posts(stack, stack.general) >= 1), 10.0)
+        await asyncio.sleep(11)
+        listed = message_text(await autopost(stack, stack.owner, "list"))
+
+    assert refused_posts(stack, stack.general) == 1
+    assert "Discord refused my post" in listed
