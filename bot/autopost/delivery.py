@@ -21,8 +21,8 @@ from bot.embeds import ALLOWED_MENTIONS
 from bot.gating import allowed_max
 from bot.nekos.errors import NekosError
 from bot.nekos.models import Rating
-from bot.replies import Reply
-from bot.store import ClaimedPost, StoreError
+from bot.replies import Replies, Reply
+from bot.store import ClaimedPost, ScheduleSpec, StoreError
 from bot.views import ANYONE
 
 from .poster import PostResult
@@ -34,6 +34,7 @@ __all__ = [
     "CHANNEL_GONE",
     "ChannelDelivery",
     "PostableChannel",
+    "compose_post",
     "missing_permissions",
     "rating_problem",
 ]
@@ -80,6 +81,43 @@ def rating_problem(
     )
 
 
+async def compose_post(
+    replies: Replies,
+    spec: ScheduleSpec,
+    allowed: Rating,
+    *,
+    mention: str,
+    age_restricted: bool,
+    upload_limit: int | None = None,
+) -> Reply | PostResult:
+    """The message a schedule posts where ``allowed`` is the channel's maximum right now, made
+    exactly as ``/neko random`` makes its answer (at background priority), or why there is none.
+    """
+    problem = rating_problem(spec.rating, allowed, replies.ceiling, mention, age_restricted)
+    if problem is not None:
+        return PostResult.paused(problem)
+    request = replies.random_request(
+        user_id=ANYONE,
+        guild_id=spec.guild_id,
+        channel_id=spec.channel_id,
+        channel_max=allowed,
+        requested=spec.rating,
+        categories=",".join(spec.categories) or None,
+        count=spec.count,
+        background=True,
+    )
+    if isinstance(request, Reply):
+        # A category the channel can no longer show, or one the catalogue doesn't know.
+        return PostResult.paused(request.content or "its tags can't be shown there")
+    try:
+        reply = await replies.random(request, requested=spec.rating, upload_limit=upload_limit)
+    except NekosError as exc:
+        return PostResult.skipped(f"the Nekos API failed ({exc})")
+    if reply.ephemeral:
+        return PostResult.skipped(reply.content or "nothing to show")
+    return reply
+
+
 class ChannelDelivery:
     """The poster's ``deliver`` for a running :class:`~bot.core.NekosBot`."""
 
@@ -111,32 +149,17 @@ class ChannelDelivery:
             return PostResult.skipped("the server's settings can't be read right now")
         context = context_from_channel(channel)
         allowed = bot.replies.cap(allowed_max(context, settings))
-        problem = rating_problem(
-            spec.rating, allowed, bot.replies.ceiling, channel.mention, context.is_age_restricted
+        composed = await compose_post(
+            bot.replies,
+            spec,
+            allowed,
+            mention=channel.mention,
+            age_restricted=context.is_age_restricted,
+            upload_limit=guild.filesize_limit,
         )
-        if problem is not None:
-            return PostResult.paused(problem)
-        request = bot.replies.random_request(
-            user_id=ANYONE,
-            guild_id=guild.id,
-            channel_id=channel.id,
-            channel_max=allowed,
-            requested=spec.rating,
-            categories=",".join(spec.categories) or None,
-            count=spec.count,
-            background=True,
-        )
-        if isinstance(request, Reply):
-            # A category the channel can no longer show, or one the catalogue doesn't know.
-            return PostResult.paused(request.content or "its tags can't be shown there")
-        try:
-            reply = await bot.replies.random(
-                request, requested=spec.rating, upload_limit=guild.filesize_limit
-            )
-        except NekosError as exc:
-            return PostResult.skipped(f"the Nekos API failed ({exc})")
-        if reply.ephemeral:
-            return PostResult.skipped(reply.content or "nothing to show")
+        if isinstance(composed, PostResult):
+            return composed
+        reply = composed
         if not await still_held():
             return PostResult.dropped()
         return await self._send(channel, reply)
