@@ -21,7 +21,6 @@ import asyncio
 import datetime as dt
 import random
 import tempfile
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -36,9 +35,7 @@ from .common import (
     POOLED,
     QUICK_LIMITS,
     REAL_LIMITS,
-    Commands,
     Limits,
-    Outcome,
     Stack,
     configure_logging,
     figure,
@@ -46,7 +43,7 @@ from .common import (
     open_stack,
     summarize,
 )
-from .mixed import MixPlan, Workload
+from .mixed import MixPlan, run_load
 
 SCHEDULE_GUILD_BASE = 10_000
 """Schedules post in guilds of their own (ids from here), one channel each."""
@@ -83,27 +80,6 @@ def make_schedules(
         due = start + dt.timedelta(seconds=interval * n / count)
         schedules.append(Schedule(spec, 1, start, due, start))
     return schedules, maxima
-
-
-async def run_members(stack: Stack, plan: MixPlan, seed: int) -> tuple[list[Outcome], float]:
-    """The member load for ``plan.seconds``, then the drain; outcomes and the end time."""
-    commands = Commands(stack)
-    rng = random.Random(seed)
-    workload = Workload(stack, plan.guilds, rng, plan.kind_weights)
-    begin = time.monotonic()
-    end = begin + plan.seconds
-    tasks: list[asyncio.Task[Outcome]] = []
-    arrival = begin + rng.expovariate(plan.rate)
-    while arrival < end:
-        await asyncio.sleep(max(0.0, arrival - time.monotonic()))
-        tasks.append(asyncio.create_task(workload.next_command(commands, arrival)()))
-        arrival += rng.expovariate(plan.rate)
-    _, pending = await asyncio.wait(tasks, timeout=plan.drain) if tasks else (set(), set())
-    finished = time.monotonic()
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return commands.outcomes, finished
 
 
 def deliverer(
@@ -144,7 +120,7 @@ async def run_variant(
                     poster = Poster(store, deliverer(stack, maxima), keep_lateness=True)
                     poster.start()
                 stack.mark()
-                outcomes, finished = await run_members(stack, plan, seed)
+                outcomes, finished = await run_load(stack, plan, seed)
                 if poster is not None:
                     await poster.stop()
         summary = summarize(outcomes, now=finished)

@@ -11,20 +11,19 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.autopost.delivery import PostableChannel, missing_permissions, rating_problem
+from bot.autopost.delivery import PostableChannel, missing_permissions, post_request
 from bot.autopost.timing import MAX_INTERVAL, DurationError, format_duration, parse_duration
 from bot.channels import context_from_channel
 from bot.embeds import ALLOWED_MENTIONS, BRAND_COLOUR
 from bot.gating import GuildSettings, allowed_max
 from bot.nekos.models import Rating
-from bot.replies import Reply
 from bot.store import (
     Change,
     Schedule,
@@ -419,7 +418,6 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         guild: discord.Guild,
         channel: PostableChannel,
         spec: ScheduleSpec,
-        user_id: int,
     ) -> ScheduleSpec | str:
         """``spec`` with its categories as the catalogue names them, or why it can't post there
         now (the same checks a post makes, so a schedule isn't accepted only to pause)."""
@@ -433,27 +431,15 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
                 )
         settings = await self.bot.store.get_guild_settings(guild.id)
         context = context_from_channel(channel)
-        allowed = self.bot.replies.cap(allowed_max(context, settings))
-        problem = rating_problem(
-            spec.rating,
-            allowed,
-            self.bot.replies.ceiling,
-            channel.mention,
-            context.is_age_restricted,
+        request = post_request(
+            self.bot.replies,
+            spec,
+            self.bot.replies.cap(allowed_max(context, settings)),
+            mention=channel.mention,
+            age_restricted=context.is_age_restricted,
         )
-        if problem is not None:
-            return f"I can't schedule that: {problem}."
-        request = self.bot.replies.random_request(
-            user_id=user_id,
-            guild_id=guild.id,
-            channel_id=channel.id,
-            channel_max=allowed,
-            requested=spec.rating,
-            categories=",".join(spec.categories) or None,
-            count=spec.count,
-        )
-        if isinstance(request, Reply):
-            return request.content or "Those options can't be used in that channel."
+        if isinstance(request, str):
+            return f"I can't schedule that: {request.rstrip('.')}."
         return ScheduleSpec(
             guild_id=spec.guild_id,
             channel_id=spec.channel_id,
@@ -515,7 +501,7 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             rating=Rating.from_label(rating) if rating else None,
         )
         try:
-            spec = await self._postable(guild, channel, asked, member.id)
+            spec = await self._postable(guild, channel, asked)
             if isinstance(spec, str):
                 await self._reply(interaction, spec)
                 return
@@ -585,91 +571,78 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         head = f"**Scheduled posts** ({len(schedules)} of {limit}):"
         await self._reply(interaction, "\n".join([head, *schedule_lines(schedules)]))
 
-    @autopost.command(name="remove", description="Stop a channel's scheduled posts")
-    @app_commands.describe(channel="The channel whose scheduled posts to remove")
-    async def autopost_remove(
-        self, interaction: discord.Interaction, channel: PostableChannel
+    async def _change_schedule(
+        self,
+        interaction: discord.Interaction,
+        channel: PostableChannel,
+        action: str,
+        change: Callable[[discord.Guild, discord.Member], Awaitable[str]],
     ) -> None:
+        """Check who asks, run ``change`` (its answer is the reply); a store failure is told."""
         target = self._autopost_target(interaction, channel)
         if isinstance(target, str):
             await self._reply(interaction, target)
             return
         guild, member = target
         try:
-            removed = await self.bot.store.remove_schedule(guild.id, channel.id, member.id)
+            answer = await change(guild, member)
         except StoreError:
-            log.exception("Removing a schedule failed (guild %s, channel %s)", guild.id, channel.id)
-            await self._reply(interaction, STORE_FAILED)
-            return
-        if not removed:
-            await self._reply(interaction, f"{channel.mention} has no scheduled posts.")
-            return
-        await self._reply(interaction, f"Removed. {channel.mention} gets no more scheduled posts.")
+            log.exception(
+                "%s a schedule failed (guild %s, channel %s)", action, guild.id, channel.id
+            )
+            answer = STORE_FAILED
+        await self._reply(interaction, answer)
+
+    @autopost.command(name="remove", description="Stop a channel's scheduled posts")
+    @app_commands.describe(channel="The channel whose scheduled posts to remove")
+    async def autopost_remove(
+        self, interaction: discord.Interaction, channel: PostableChannel
+    ) -> None:
+        async def remove(guild: discord.Guild, member: discord.Member) -> str:
+            if not await self.bot.store.remove_schedule(guild.id, channel.id, member.id):
+                return f"{channel.mention} has no scheduled posts."
+            return f"Removed. {channel.mention} gets no more scheduled posts."
+
+        await self._change_schedule(interaction, channel, "Removing", remove)
 
     @autopost.command(name="pause", description="Pause a channel's scheduled posts")
     @app_commands.describe(channel="The channel whose scheduled posts to pause")
     async def autopost_pause(
         self, interaction: discord.Interaction, channel: PostableChannel
     ) -> None:
-        target = self._autopost_target(interaction, channel)
-        if isinstance(target, str):
-            await self._reply(interaction, target)
-            return
-        guild, member = target
-        try:
-            paused = await self.bot.store.pause_schedule(
-                guild.id, channel.id, member.id, f"paused by <@{member.id}>"
+        async def pause(guild: discord.Guild, member: discord.Member) -> str:
+            reason = f"paused by <@{member.id}>"
+            if await self.bot.store.pause_schedule(guild.id, channel.id, member.id, reason) is None:
+                return f"{channel.mention} has no scheduled posts."
+            return (
+                f"Paused. {channel.mention} gets no scheduled posts until "
+                "`/neko-config autopost resume`."
             )
-        except StoreError:
-            log.exception("Pausing a schedule failed (guild %s, channel %s)", guild.id, channel.id)
-            await self._reply(interaction, STORE_FAILED)
-            return
-        if paused is None:
-            await self._reply(interaction, f"{channel.mention} has no scheduled posts.")
-            return
-        await self._reply(
-            interaction,
-            f"Paused. {channel.mention} gets no scheduled posts until "
-            "`/neko-config autopost resume`.",
-        )
+
+        await self._change_schedule(interaction, channel, "Pausing", pause)
 
     @autopost.command(name="resume", description="Resume a channel's paused scheduled posts")
     @app_commands.describe(channel="The channel whose scheduled posts to resume")
     async def autopost_resume(
         self, interaction: discord.Interaction, channel: PostableChannel
     ) -> None:
-        target = self._autopost_target(interaction, channel)
-        if isinstance(target, str):
-            await self._reply(interaction, target)
-            return
-        guild, member = target
-        try:
+        async def resume(guild: discord.Guild, member: discord.Member) -> str:
             current = {s.channel_id: s for s in await self.bot.store.list_schedules(guild.id)}
             schedule = current.get(channel.id)
             if schedule is None:
-                await self._reply(interaction, f"{channel.mention} has no scheduled posts.")
-                return
+                return f"{channel.mention} has no scheduled posts."
             if not schedule.paused:
-                await self._reply(
-                    interaction, f"{channel.mention}'s scheduled posts aren't paused."
-                )
-                return
-            problem = await self._postable(guild, channel, schedule.spec, member.id)
+                return f"The posts in {channel.mention} aren't paused."
+            problem = await self._postable(guild, channel, schedule.spec)
             if isinstance(problem, str):
-                await self._reply(interaction, f"{problem}\nThe schedule stays paused.")
-                return
+                return f"{problem}\nThe schedule stays paused."
             resumed = await self.bot.store.resume_schedule(guild.id, channel.id, member.id)
-        except StoreError:
-            log.exception("Resuming a schedule failed (guild %s, channel %s)", guild.id, channel.id)
-            await self._reply(interaction, STORE_FAILED)
-            return
-        if resumed is None:
-            await self._reply(interaction, f"{channel.mention} has no scheduled posts.")
-            return
-        first = discord.utils.format_dt(resumed.next_due, "R")
-        await self._reply(
-            interaction, f"Resumed. The next post in {channel.mention} comes {first}."
-        )
+            if resumed is None:
+                return f"{channel.mention} has no scheduled posts."
+            first = discord.utils.format_dt(resumed.next_due, "R")
+            return f"Resumed. Next post in {channel.mention}: {first}."
+
+        await self._change_schedule(interaction, channel, "Resuming", resume)
 
 
 async def setup(bot: NekosBot) -> None:

@@ -22,7 +22,9 @@ from bot.gating import allowed_max
 from bot.nekos.errors import NekosError
 from bot.nekos.models import Rating
 from bot.replies import Replies, Reply
+from bot.serving import ImageRequest
 from bot.store import ClaimedPost, ScheduleSpec, StoreError
+from bot.text import plain_text
 from bot.views import ANYONE
 
 from .poster import PostResult
@@ -36,6 +38,7 @@ __all__ = [
     "PostableChannel",
     "compose_post",
     "missing_permissions",
+    "post_request",
     "rating_problem",
 ]
 
@@ -81,21 +84,19 @@ def rating_problem(
     )
 
 
-async def compose_post(
+def post_request(
     replies: Replies,
     spec: ScheduleSpec,
     allowed: Rating,
     *,
     mention: str,
     age_restricted: bool,
-    upload_limit: int | None = None,
-) -> Reply | PostResult:
-    """The message a schedule posts where ``allowed`` is the channel's maximum right now, made
-    exactly as ``/neko random`` makes its answer (at background priority), or why there is none.
-    """
+) -> ImageRequest | str:
+    """The image request a schedule makes where ``allowed`` is the channel's maximum now (the
+    same checks as ``/neko random``, at background priority), or why it can't post there."""
     problem = rating_problem(spec.rating, allowed, replies.ceiling, mention, age_restricted)
     if problem is not None:
-        return PostResult.paused(problem)
+        return problem
     request = replies.random_request(
         user_id=ANYONE,
         guild_id=spec.guild_id,
@@ -108,7 +109,24 @@ async def compose_post(
     )
     if isinstance(request, Reply):
         # A category the channel can no longer show, or one the catalogue doesn't know.
-        return PostResult.paused(request.content or "its tags can't be shown there")
+        return plain_text(request.content or "its categories can't be shown there", 500)
+    return request
+
+
+async def compose_post(
+    replies: Replies,
+    spec: ScheduleSpec,
+    allowed: Rating,
+    *,
+    mention: str,
+    age_restricted: bool,
+    upload_limit: int | None = None,
+) -> Reply | PostResult:
+    """The message a schedule posts where ``allowed`` is the channel's maximum right now, made
+    exactly as ``/neko random`` makes its answer, or why there is none (pause or skip)."""
+    request = post_request(replies, spec, allowed, mention=mention, age_restricted=age_restricted)
+    if isinstance(request, str):
+        return PostResult.paused(request)
     try:
         reply = await replies.random(request, requested=spec.rating, upload_limit=upload_limit)
     except NekosError as exc:
