@@ -310,3 +310,14 @@ async def test_snapshot_schedules_compare_equal_field_by_field(store: SqlSetting
     schedule, _ = await store.set_schedule(spec(1), ADMIN, max_per_guild=10)
     [listed] = await store.list_schedules(GUILD)
     assert dataclasses.asdict(listed) == dataclasses.asdict(schedule)
+
+
+async def test_a_lease_taken_before_the_clock_was_stepped_back_does_not_block(
+    store: SqlSettingsStore,
+) -> None:
+    await store.set_schedule(spec(1, 60), ADMIN, max_per_guild=10)
+    await claim(store, 0, "crashed")  # holds a lease until 120 on the old clock, then dies
+
+    assert await claim(store, -3600) == []  # re-anchored: a wait of one interval from now
+    [posted] = await claim(store, -3600 + 60)
+    assert posted.owner == "p1"
