@@ -544,6 +544,41 @@ async def test_members_are_dealt_a_scarce_batch_before_background_requests() -> 
     assert sorted(member_images) == ["batch1-0", "batch1-1"]
 
 
+async def test_a_background_fetch_waits_while_members_wait_on_the_pacer() -> None:
+    source = FakeRandomSource()
+    estimator = FakeEstimator(queue_length=2)
+    pool = make_pool(source, estimator=estimator)
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await settle()
+    await pool.prefetch_once()
+    assert source.calls == []  # members are queued for upstream: no slot taken from them
+
+    estimator.queue_length = 0
+    await pool.prefetch_once()  # the pool's tick starts it once they are served
+
+    assert (await post).status is ServeStatus.FULL
+    assert [(c.categories, c.priority) for c in source.calls] == [(("cat",), BACKGROUND)]
+
+
+async def test_a_background_request_out_of_patience_settles_for_what_it_has() -> None:
+    source = FakeRandomSource()
+    clock = FakeClock()
+    pool = make_pool(
+        source, clock, estimator=FakeEstimator(queue_length=5), background_patience=20.0
+    )
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await settle()
+    clock.advance(19)
+    await pool.prefetch_once()
+    assert not post.done()
+
+    clock.advance(2)
+    await pool.prefetch_once()
+
+    assert (await post).status is ServeStatus.NOTHING_MATCHED
+    assert source.calls == []
+
+
 async def test_should_defer_ignores_sets_only_background_requests_wait_on() -> None:
     source = FakeRandomSource()
     source.gate = asyncio.Event()

@@ -26,9 +26,12 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   (``partial_when_busy``) rather than taking more slots.
 * **Background requests** — a request marked ``background`` (a scheduled post) is served from
   stock like any other, but what it waits for is fetched at background priority, never in a
-  member's fetch slot, and members are dealt a batch's images first. A member who then asks for
-  the same category set gets a fetch of their own at once, at members' priority: a coalesced
-  wait never holds a member at background priority.
+  member's fetch slot, and only while no member waits on upstream (the pool or the pacer): near
+  the upstream's limit even one slot taken from members shows in their tail latency. Members are
+  dealt a batch's images first. One that waited ``background_patience`` seconds settles for what
+  it has. A member who asks for a set a background fetch is under way for gets a fetch of their
+  own at once, at members' priority: a coalesced wait never holds a member at background
+  priority.
 * **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
   background priority, only while no member waits on the pool or the pacer.
 
@@ -178,6 +181,8 @@ class PoolSettings:
     sfw_exclude_tags: tuple[str, ...] = ()
     """With ``rating_filter``: tags an sfw-only call asks the API to leave out (its ratings come
     from a classifier that errs)."""
+    background_patience: float = 20.0
+    """Seconds a background request waits for upstream at most (then it settles)."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -281,6 +286,7 @@ class _Waiter:
     audience: Hashable
     seq: int
     future: asyncio.Future[ServeResult]
+    arrived: float = 0.0
     images: list[Image] = field(default_factory=list)
     reserved: list[_Entry] = field(default_factory=list)
     """The pool entries behind ``images``, to give back if the caller gives up."""
@@ -416,6 +422,7 @@ class ImagePool:
             audience=request.audience,
             seq=next(self._seq),
             future=asyncio.get_running_loop().create_future(),
+            arrived=now,
             images=images,
             reserved=reserved,
             attempts=recent_barren,
@@ -514,8 +521,11 @@ class ImagePool:
     async def prefetch_once(self) -> bool:
         """Top up the hottest category set that is short of stock; return whether a call was made.
 
-        Does nothing while a member waits on the pool or on the pacer.
+        Does nothing while a member waits on the pool or on the pacer. Also the pool's tick for
+        background requests: their fetches start here once members are served, and those that
+        ran out of patience settle.
         """
+        self._tend_background()
         if self._queues or (self._estimator is not None and self._estimator.queue_length > 0):
             return False
         now = self._clock()
@@ -529,6 +539,23 @@ class ImagePool:
         if error is not None or not added:
             self._prefetch_backoff[key] = self._clock() + self._settings.prefetch_backoff
         return True
+
+    def _tend_background(self) -> None:
+        """Settle background waiters out of patience (no fetch of theirs under way), then start
+        a background fetch if members let one go."""
+        if not self._queues:
+            return
+        limit = self._clock() - self._settings.background_patience
+        for queue in list(self._queues.values()):
+            for waiter in list(queue):
+                if (
+                    waiter.request.background
+                    and waiter.arrived <= limit
+                    and waiter.key not in self._background_flights
+                    and waiter.key not in self._in_flight
+                ):
+                    self._settle(waiter)
+        self._schedule()
 
     async def warm(self, categories: Iterable[str] = ()) -> int:
         """Stock up for ``categories`` with one call at background priority (e.g. at start-up,
@@ -749,9 +776,12 @@ class ImagePool:
         fetch of their own at a time, at background priority, so they never hold a slot a
         member could use.
         """
+        busy = bool(self._member_keys) or (
+            self._estimator is not None and self._estimator.queue_length > 0
+        )
         for background, flights, limit in (
             (False, self._in_flight, self._settings.max_concurrent_fetches),
-            (True, self._background_flights, 1),
+            (True, self._background_flights, 0 if busy else 1),
         ):
             while len(flights) < limit:
                 key = self._next_fetch_key(background=background)
