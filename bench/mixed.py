@@ -272,6 +272,28 @@ def describe_mix(weights: Sequence[float]) -> str:
     )
 
 
+async def run_load(stack: Stack, plan: MixPlan, seed: int) -> tuple[list[Outcome], float]:
+    """The members' mix on ``stack`` for ``plan.seconds``, then the drain; their outcomes and
+    when the run finished (commands still waiting then count as unanswered)."""
+    commands = Commands(stack)
+    rng = random.Random(seed)
+    workload = Workload(stack, plan.guilds, rng, plan.kind_weights)
+    begin = time.monotonic()
+    end = begin + plan.seconds
+    tasks: list[asyncio.Task[Outcome]] = []
+    arrival = begin + rng.expovariate(plan.rate)
+    while arrival < end:
+        await asyncio.sleep(max(0.0, arrival - time.monotonic()))
+        tasks.append(asyncio.create_task(workload.next_command(commands, arrival)()))
+        arrival += rng.expovariate(plan.rate)
+    _, pending = await asyncio.wait(tasks, timeout=plan.drain) if tasks else (set(), set())
+    finished = time.monotonic()
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return commands.outcomes, finished
+
+
 async def run_variant(
     variant: str, plan: MixPlan, limits: Limits, settings: PoolSettings, seed: int
 ) -> tuple[dict[str, object], dict[str, object]]:
@@ -280,24 +302,7 @@ async def run_variant(
         open_stack(variant, limits=limits, pool_settings=settings, seed=seed) as stack,
         RssSampler() as rss,
     ):
-        commands = Commands(stack)
-        rng = random.Random(seed)
-        workload = Workload(stack, plan.guilds, rng, plan.kind_weights)
-        begin = time.monotonic()
-        end = begin + plan.seconds
-        tasks: list[asyncio.Task[Outcome]] = []
-        arrival = begin + rng.expovariate(plan.rate)
-        while arrival < end:
-            await asyncio.sleep(max(0.0, arrival - time.monotonic()))
-            tasks.append(asyncio.create_task(workload.next_command(commands, arrival)()))
-            arrival += rng.expovariate(plan.rate)
-        _, pending = await asyncio.wait(tasks, timeout=plan.drain) if tasks else (set(), set())
-        finished = time.monotonic()
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-        outcomes = commands.outcomes
+        outcomes, finished = await run_load(stack, plan, seed)
         summary = summarize(outcomes, now=finished)
         calls = stack.upstream_calls()
         pool_metrics = stack.server.metrics()

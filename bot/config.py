@@ -53,6 +53,8 @@ SETTING_NAMES = (
     "RARE_REQUEST_ATTEMPTS",
     "COOLDOWN_USES",
     "COOLDOWN_SECONDS",
+    "AUTOPOST_MIN_INTERVAL",
+    "AUTOPOST_MAX_PER_GUILD",
     "HEALTH_FILE",
     "DATA_DIR",
     "REDIS_URL",
@@ -131,6 +133,10 @@ class Settings:
     rare_request_attempts: int = 3
     cooldown_uses: int = 5
     cooldown_seconds: float = 10.0
+    autopost_min_interval: int = 300
+    """Shortest cadence of a scheduled post, in seconds."""
+    autopost_max_per_guild: int = 10
+    """Schedules a server may have (0: scheduled posts are off)."""
     health_file: Path | None = field(default=Path("data/heartbeat"))
     data_dir: Path = field(default=Path("data"))
     """Where the bot keeps its working files: the shared request budget, the command-sync state."""
@@ -341,6 +347,10 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         kwargs["cooldown_uses"] = _integer("COOLDOWN_USES", value, minimum=1)
     if (value := get("COOLDOWN_SECONDS")) is not None:
         kwargs["cooldown_seconds"] = _number("COOLDOWN_SECONDS", value, minimum=0)
+    if (value := get("AUTOPOST_MIN_INTERVAL")) is not None:
+        kwargs["autopost_min_interval"] = _integer("AUTOPOST_MIN_INTERVAL", value, minimum=1)
+    if (value := get("AUTOPOST_MAX_PER_GUILD")) is not None:
+        kwargs["autopost_max_per_guild"] = _integer("AUTOPOST_MAX_PER_GUILD", value, minimum=0)
     if (value := get("DATA_DIR")) is not None:
         kwargs["data_dir"] = Path(value)
     if (value := get("REDIS_URL")) is not None:

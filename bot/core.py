@@ -14,6 +14,8 @@ import yarl
 from discord.ext import commands
 
 from . import __version__
+from .autopost.delivery import ChannelDelivery
+from .autopost.poster import Poster
 from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
@@ -31,7 +33,7 @@ from .responding import measure_command
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
 from .sharding import IdentifyGate, identify_ledgers, owned_by
-from .store import SettingsStore, StoreError, open_store
+from .store import SettingsStore, ShardFilter, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
 
@@ -108,6 +110,8 @@ class NekosBot(commands.AutoShardedBot):
         """The operators' metrics (``METRICS_PORT``); measures nothing until ``setup_hook``."""
         self._identify_gate: IdentifyGate | None = None
         self._guild_total: tuple[float, int] | None = None
+        self.poster: Poster | None = None
+        """Scheduled posts of this process's shards (started in ``setup_hook``)."""
 
     # ------------------------------------------------------------------ start-up
 
@@ -190,6 +194,14 @@ class NekosBot(commands.AutoShardedBot):
                 # Tags are learned from images: one batch now stocks the pool and the tag list.
                 self._warm = asyncio.create_task(self._warm_pool(), name="warm-pool")
             self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+            # Scheduled posts of this process's guilds; every process may run one (a store lease
+            # makes each due time posted once). Shards are known only after login: read late.
+            self.poster = Poster(
+                self.store,
+                ChannelDelivery(self),
+                shards=lambda: ShardFilter.of(self.shard_count, self.shard_ids),
+            )
+            self.poster.start(self.wait_until_ready)
 
     async def _warm_pool(self) -> None:
         try:
@@ -386,6 +398,8 @@ class NekosBot(commands.AutoShardedBot):
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        if self.poster is not None:
+            await self.poster.stop()  # before disconnecting: posts under way may still go out
         await self.metrics.close()
         if self._warm is not None:
             self._warm.cancel()

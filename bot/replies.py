@@ -339,12 +339,14 @@ class Replies:
         categories: str | None,
         count: int,
         configurable: bool = True,
+        background: bool = False,
     ) -> ImageRequest | Reply:
         """Validate a random request: an ImageRequest, or an ephemeral Reply explaining why not.
 
         ``requested`` is the member's ``rating`` option: exactly that rating, and never above
         ``channel_max``. ``configurable`` says whether server admins decide what this channel
-        shows (a server the bot is in), for the wording of a refusal.
+        shows (a server the bot is in), for the wording of a refusal. ``background``: nobody
+        waits on it (a scheduled post), so members' requests go first.
         """
         if requested is not None and requested > self.ceiling:
             return notice(ceiling_refusal(self.ceiling))
@@ -373,6 +375,7 @@ class Replies:
             max_rating=max_rating,
             min_rating=requested if requested is not None else Rating.SFW,
             accept=lambda image: self.allows(image, max_rating),
+            background=background,
         )
 
     async def random(

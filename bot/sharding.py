@@ -27,6 +27,7 @@ from .nekos.ledger import (
     SqliteLedger,
     VerdictKind,
 )
+from .store import ShardFilter
 
 __all__ = [
     "IDENTIFY_SPACING",
@@ -51,8 +52,7 @@ def shard_of(guild_id: int, shard_count: int) -> int:
 
 def owned_by(shard_ids: Iterable[int], shard_count: int) -> Callable[[int], bool]:
     """Whether a guild belongs to one of ``shard_ids`` (those a process runs)."""
-    mine = frozenset(shard_ids)
-    return lambda guild_id: shard_of(guild_id, shard_count) in mine
+    return ShardFilter(shard_count, frozenset(shard_ids)).owns
 
 
 def identify_ledgers(settings: Settings) -> list[BudgetLedger]:

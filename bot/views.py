@@ -15,6 +15,7 @@ import discord
 from .nekos.models import Rating
 
 __all__ = [
+    "ANYONE",
     "AnotherButton",
     "ButtonHandler",
     "CategoryPageButton",
@@ -29,6 +30,8 @@ _RATING_CODE = {Rating.SFW: "s", Rating.QUESTIONABLE: "q", Rating.NSFW: "n"}
 _CODE_RATING = {v: k for k, v in _RATING_CODE.items()}
 NOT_YOURS = "These buttons belong to whoever ran the command; run `/neko {command}` for your own."
 _BUTTON_NAMES = {"again": "another", "gal": "gallery_page", "cat": "category_page"}
+ANYONE = 0
+"""The owner of buttons anyone in the channel may use (a scheduled post's)."""
 
 
 @runtime_checkable
@@ -60,7 +63,7 @@ def _handler(interaction: discord.Interaction[Any]) -> ButtonHandler:
 
 
 async def _owner_only(interaction: discord.Interaction[Any], owner: int, command: str) -> bool:
-    if interaction.user.id == owner:
+    if owner == ANYONE or interaction.user.id == owner:
         return True
     await interaction.response.send_message(NOT_YOURS.format(command=command), ephemeral=True)
     return False
@@ -82,7 +85,8 @@ class AnotherButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"neko:again:(?P<owner>\d+):(?P<count>\d{1,2}):(?P<rating>[sqn-]):(?P<cats>.*)",
 ):
-    """Runs the same ``/neko random`` query again."""
+    """Runs the same ``/neko random`` query again, for the clicker (owner :data:`ANYONE`: any
+    member of the channel may click, e.g. under a scheduled post; their cooldown applies)."""
 
     def __init__(
         self, owner: int, count: int, rating: Rating | None, categories: tuple[str, ...]

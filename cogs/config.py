@@ -11,18 +11,28 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.autopost.delivery import PostableChannel, missing_permissions, post_request
+from bot.autopost.timing import MAX_INTERVAL, DurationError, format_duration, parse_duration
 from bot.channels import context_from_channel
 from bot.embeds import ALLOWED_MENTIONS, BRAND_COLOUR
 from bot.gating import GuildSettings, allowed_max
 from bot.nekos.models import Rating
-from bot.store import Change, SettingsStore, StoreError
+from bot.store import (
+    Change,
+    Schedule,
+    ScheduleLimitError,
+    ScheduleSpec,
+    SettingsStore,
+    StoreError,
+    describe_spec,
+)
 
 if TYPE_CHECKING:
     from bot.core import NekosBot
@@ -86,8 +96,10 @@ def overview_lines(
     settings: GuildSettings,
     channels: Iterable[tuple[int, str, bool | None]],
     changes: Iterable[Change],
+    schedules: Iterable[Schedule] = (),
 ) -> list[str]:
-    """The lines of ``/neko-config show``: default, overrides with their status, recent changes.
+    """The lines of ``/neko-config show``: default, overrides with their status, scheduled
+    posts, recent changes.
 
     ``channels`` gives (channel id, mention, age-restricted or None if unknown) for each override.
     """
@@ -108,11 +120,38 @@ def overview_lines(
         if rating > Rating.SFW and not flag:
             line += " ⚠️ capped at sfw until the channel is age-restricted"
         lines.append(line)
+    scheduled = list(schedules)
+    lines.append("")
+    lines.append("**Scheduled posts:**" if scheduled else "**Scheduled posts:** none")
+    for schedule in scheduled:
+        state = " (paused)" if schedule.paused else ""
+        every = format_duration(schedule.spec.interval)
+        lines.append(f"• <#{schedule.channel_id}> every {every}{state}")
+    if scheduled:
+        lines.append("-# Details: `/neko-config autopost list`")
     recent = list(changes)
     lines.append("")
     lines.append("**Last changes:**" if recent else "**Last changes:** none yet")
     for change in recent:
         lines.append(f"• {discord.utils.format_dt(change.at, 'R')} {change.description}")
+    return lines
+
+
+def schedule_lines(schedules: Iterable[Schedule]) -> list[str]:
+    """The lines of ``/neko-config autopost list``: one entry per schedule."""
+    lines = []
+    for schedule in schedules:
+        lines.append(f"• <#{schedule.channel_id}>: {describe_spec(schedule.spec)}")
+        last = (
+            discord.utils.format_dt(schedule.last_post_at, "R")
+            if schedule.last_post_at is not None
+            else "none yet"
+        )
+        if schedule.paused_reason is not None:
+            lines.append(f"  ⏸️ **Paused**: {schedule.paused_reason}. Last post: {last}.")
+        else:
+            due = discord.utils.format_dt(max(schedule.next_due, discord.utils.utcnow()), "R")
+            lines.append(f"  Next post {due}; last post: {last}.")
     return lines
 
 
@@ -228,6 +267,10 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(ResetButton)
 
+    autopost = app_commands.Group(
+        name="autopost", description="Images posted by themselves in a channel, on a schedule"
+    )
+
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:
         embed = discord.Embed(description=text[:4096], colour=BRAND_COLOUR)
         if interaction.response.is_done():
@@ -252,6 +295,7 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         try:
             settings = await self.bot.store.get_guild_settings(guild.id)
             changes = await self.bot.store.recent_changes(guild.id, limit=10)
+            schedules = await self.bot.store.list_schedules(guild.id)
         except StoreError as exc:
             log.warning("Could not read the settings of guild %s: %s", guild.id, exc)
             await self._reply(interaction, STORE_UNREADABLE)
@@ -261,7 +305,7 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             channel = guild.get_channel(channel_id)
             flag = context_from_channel(channel).is_age_restricted if channel else None
             channels.append((channel_id, f"<#{channel_id}>", flag))
-        lines = overview_lines(settings, channels, changes)
+        lines = overview_lines(settings, channels, changes, schedules)
         if (caveat := self.bot.content_caveat) is not None:
             lines = [f"⚠️ {caveat}", "", *lines]
         await self._reply(interaction, "\n".join(lines))
@@ -356,6 +400,249 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             view=reset_confirmation(member.id),
             ephemeral=True,
         )
+
+    # ------------------------------------------------------------------ autopost
+
+    def _autopost_target(
+        self, interaction: discord.Interaction, channel: PostableChannel
+    ) -> tuple[discord.Guild, discord.Member] | str:
+        """The guild and the admin, or why they may not change ``channel``'s schedule."""
+        guild, member = interaction.guild, self._member(interaction)
+        if guild is None or member is None:
+            return "This command only works in a server."
+        problem = channel_permission_problem(channel.permissions_for(member), channel.mention)
+        return problem if problem is not None else (guild, member)
+
+    async def _postable(
+        self,
+        guild: discord.Guild,
+        channel: PostableChannel,
+        spec: ScheduleSpec,
+    ) -> ScheduleSpec | str:
+        """``spec`` with its categories as the catalogue names them, or why it can't post there
+        now (the same checks a post makes, so a schedule isn't accepted only to pause)."""
+        if guild.me is not None:
+            attach = self.bot.settings.image_delivery == "attach"
+            missing = missing_permissions(channel.permissions_for(guild.me), attach=attach)
+            if missing:
+                return (
+                    f"I can't post in {channel.mention}: I'm missing **{', '.join(missing)}** "
+                    "there. Give me those in the channel's permissions, then run this again."
+                )
+        settings = await self.bot.store.get_guild_settings(guild.id)
+        context = context_from_channel(channel)
+        request = post_request(
+            self.bot.replies,
+            spec,
+            self.bot.replies.cap(allowed_max(context, settings)),
+            mention=channel.mention,
+            age_restricted=context.is_age_restricted,
+        )
+        if isinstance(request, str):
+            return f"I can't schedule that: {request.rstrip('.')}."
+        return ScheduleSpec(
+            guild_id=spec.guild_id,
+            channel_id=spec.channel_id,
+            interval=spec.interval,
+            categories=tuple(request.categories),
+            count=spec.count,
+            rating=spec.rating,
+        )
+
+    def _interval(self, every: str) -> int | str:
+        """``every`` in seconds within the allowed range, or why not."""
+        try:
+            seconds = parse_duration(every)
+        except DurationError as exc:
+            return str(exc)
+        shortest = self.bot.settings.autopost_min_interval
+        if seconds < shortest:
+            return f"The shortest interval on this bot is **{format_duration(shortest)}**."
+        if seconds > MAX_INTERVAL:
+            return f"The longest interval is **{format_duration(MAX_INTERVAL)}**."
+        return seconds
+
+    @autopost.command(name="add", description="Post images in a channel on a schedule")
+    @app_commands.describe(
+        channel="Where to post",
+        every="How often, e.g. 30m, 2h, 1d or 1h30m",
+        categories="Comma-separated categories (tags), as in /neko random",
+        count="Images per post (1-10)",
+        rating="Only images of this rating (up to what the channel allows)",
+    )
+    async def autopost_add(
+        self,
+        interaction: discord.Interaction,
+        channel: PostableChannel,
+        every: str,
+        categories: str | None = None,
+        count: app_commands.Range[int, 1, 10] = 1,
+        rating: Level | None = None,
+    ) -> None:
+        target = self._autopost_target(interaction, channel)
+        if isinstance(target, str):
+            await self._reply(interaction, target)
+            return
+        guild, member = target
+        limit = self.bot.settings.autopost_max_per_guild
+        if limit == 0:
+            await self._reply(interaction, "Scheduled posts are turned off on this bot.")
+            return
+        interval = self._interval(every)
+        if isinstance(interval, str):
+            await self._reply(interaction, interval)
+            return
+        asked = ScheduleSpec(
+            guild_id=guild.id,
+            channel_id=channel.id,
+            interval=interval,
+            categories=tuple((categories or "").split(",")),
+            count=count,
+            rating=Rating.from_label(rating) if rating else None,
+        )
+        try:
+            spec = await self._postable(guild, channel, asked)
+            if isinstance(spec, str):
+                await self._reply(interaction, spec)
+                return
+            schedule, replaced = await self.bot.store.set_schedule(
+                spec, member.id, max_per_guild=limit
+            )
+        except ScheduleLimitError:
+            await self._reply(
+                interaction,
+                f"This server already has **{limit}** scheduled posts, the most allowed. "
+                "Remove one first with `/neko-config autopost remove`.",
+            )
+            return
+        except StoreError:
+            log.exception("Saving a schedule failed (guild %s, channel %s)", guild.id, channel.id)
+            await self._reply(interaction, STORE_FAILED)
+            return
+        first = discord.utils.format_dt(schedule.next_due, "R")
+        text = f"Scheduled: {channel.mention}, {describe_spec(spec)}. First post {first}."
+        if replaced is not None:
+            text += f"\nThis replaced the previous schedule ({describe_spec(replaced.spec)})."
+        await self._reply(interaction, text)
+
+    @autopost_add.autocomplete("categories")
+    async def _autopost_categories(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return [
+            app_commands.Choice(name=name, value=value)
+            for name, value in self.bot.catalog.category_choices(
+                current, await self._autocomplete_max(interaction)
+            )
+        ]
+
+    async def _autocomplete_max(self, interaction: discord.Interaction) -> Rating:
+        """What the channel picked in the ``channel`` option allows (sfw while unknown)."""
+        picked = getattr(interaction.namespace, "channel", None)
+        guild = interaction.guild
+        channel = guild.get_channel(picked.id) if guild and picked is not None else None
+        if guild is None or channel is None:
+            return Rating.SFW
+        try:
+            settings = await self.bot.store.get_guild_settings(guild.id)
+        except StoreError:
+            return Rating.SFW
+        return self.bot.replies.cap(allowed_max(context_from_channel(channel), settings))
+
+    @autopost.command(name="list", description="Every scheduled post of this server")
+    async def autopost_list(self, interaction: discord.Interaction) -> None:
+        guild = interaction.guild
+        if guild is None:
+            await self._reply(interaction, "This command only works in a server.")
+            return
+        try:
+            schedules = await self.bot.store.list_schedules(guild.id)
+        except StoreError as exc:
+            log.warning("Could not read the schedules of guild %s: %s", guild.id, exc)
+            await self._reply(interaction, STORE_UNREADABLE)
+            return
+        if not schedules:
+            await self._reply(
+                interaction,
+                "No scheduled posts yet. Add one with `/neko-config autopost add`.",
+            )
+            return
+        limit = self.bot.settings.autopost_max_per_guild
+        head = f"**Scheduled posts** ({len(schedules)} of {limit}):"
+        await self._reply(interaction, "\n".join([head, *schedule_lines(schedules)]))
+
+    async def _change_schedule(
+        self,
+        interaction: discord.Interaction,
+        channel: PostableChannel,
+        action: str,
+        change: Callable[[discord.Guild, discord.Member], Awaitable[str]],
+    ) -> None:
+        """Check who asks, run ``change`` (its answer is the reply); a store failure is told."""
+        target = self._autopost_target(interaction, channel)
+        if isinstance(target, str):
+            await self._reply(interaction, target)
+            return
+        guild, member = target
+        try:
+            answer = await change(guild, member)
+        except StoreError:
+            log.exception(
+                "%s a schedule failed (guild %s, channel %s)", action, guild.id, channel.id
+            )
+            answer = STORE_FAILED
+        await self._reply(interaction, answer)
+
+    @autopost.command(name="remove", description="Stop a channel's scheduled posts")
+    @app_commands.describe(channel="The channel whose scheduled posts to remove")
+    async def autopost_remove(
+        self, interaction: discord.Interaction, channel: PostableChannel
+    ) -> None:
+        async def remove(guild: discord.Guild, member: discord.Member) -> str:
+            if not await self.bot.store.remove_schedule(guild.id, channel.id, member.id):
+                return f"{channel.mention} has no scheduled posts."
+            return f"Removed. {channel.mention} gets no more scheduled posts."
+
+        await self._change_schedule(interaction, channel, "Removing", remove)
+
+    @autopost.command(name="pause", description="Pause a channel's scheduled posts")
+    @app_commands.describe(channel="The channel whose scheduled posts to pause")
+    async def autopost_pause(
+        self, interaction: discord.Interaction, channel: PostableChannel
+    ) -> None:
+        async def pause(guild: discord.Guild, member: discord.Member) -> str:
+            reason = f"paused by <@{member.id}>"
+            if await self.bot.store.pause_schedule(guild.id, channel.id, member.id, reason) is None:
+                return f"{channel.mention} has no scheduled posts."
+            return (
+                f"Paused. {channel.mention} gets no scheduled posts until "
+                "`/neko-config autopost resume`."
+            )
+
+        await self._change_schedule(interaction, channel, "Pausing", pause)
+
+    @autopost.command(name="resume", description="Resume a channel's paused scheduled posts")
+    @app_commands.describe(channel="The channel whose scheduled posts to resume")
+    async def autopost_resume(
+        self, interaction: discord.Interaction, channel: PostableChannel
+    ) -> None:
+        async def resume(guild: discord.Guild, member: discord.Member) -> str:
+            current = {s.channel_id: s for s in await self.bot.store.list_schedules(guild.id)}
+            schedule = current.get(channel.id)
+            if schedule is None:
+                return f"{channel.mention} has no scheduled posts."
+            if not schedule.paused:
+                return f"The posts in {channel.mention} aren't paused."
+            problem = await self._postable(guild, channel, schedule.spec)
+            if isinstance(problem, str):
+                return f"{problem}\nThe schedule stays paused."
+            resumed = await self.bot.store.resume_schedule(guild.id, channel.id, member.id)
+            if resumed is None:
+                return f"{channel.mention} has no scheduled posts."
+            first = discord.utils.format_dt(resumed.next_due, "R")
+            return f"Resumed. Next post in {channel.mention}: {first}."
+
+        await self._change_schedule(interaction, channel, "Resuming", resume)
 
 
 async def setup(bot: NekosBot) -> None:

@@ -84,7 +84,24 @@ def test_run_all_plans_every_benchmark_with_existing_entry_points() -> None:
         "bench.discord_mixed",
         "bench.shared_budget",
         "bench.multiprocess",
+        "bench.autopost",
     ]
     for module_name, argv in run_all.plan(quick=True):
         assert argv == ["--quick"]
         assert callable(importlib.import_module(module_name).main)
+
+
+def test_quick_autopost_run_reports_members_with_and_without_schedules(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import autopost
+
+    out = _lines(autopost.main, capsys)
+    figures = r"members_p50=\S+s members_p99=\S+s commands=\d+ unanswered=\d+ 429s=0"
+    assert re.search(rf"^autopost without: {figures}", out, re.MULTILINE), out
+    assert re.search(
+        rf"^autopost with: {figures} .*posts=[1-9]\d* .*lateness_p50=\S+s lateness_p99=\S+s$",
+        out,
+        re.MULTILINE,
+    ), out
+    assert re.search(r"^autopost members: p99_change=\S+%$", out, re.MULTILINE), out

@@ -460,7 +460,7 @@ async def test_check_passes_against_postgres(
     assert result.code == 0, result.output
     assert (
         f"[ok] store: postgresql://postgres:********@127.0.0.1:5432/{pg_database.name}: "
-        "schema v1, 0 guild defaults, 0 channel overrides, 0 audit entries"
+        "schema v2, 0 guild defaults, 0 channel overrides, 0 audit entries"
     ) in result.stdout
     assert "hunter2pw" not in result.output
 

@@ -56,6 +56,8 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.rare_request_attempts == 3
     assert settings.cooldown_uses == 5
     assert settings.cooldown_seconds == 10.0
+    assert settings.autopost_min_interval == 300
+    assert settings.autopost_max_per_guild == 10
     assert settings.health_file == Path("data/heartbeat")
     assert settings.data_dir == Path("data")
     assert settings.redis_url is None
@@ -128,6 +130,9 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("COOLDOWN_USES", "12", "cooldown_uses", 12),
     ("COOLDOWN_SECONDS", "0", "cooldown_seconds", 0.0),
     ("COOLDOWN_SECONDS", "7.5", "cooldown_seconds", 7.5),
+    ("AUTOPOST_MIN_INTERVAL", "5", "autopost_min_interval", 5),
+    ("AUTOPOST_MAX_PER_GUILD", "0", "autopost_max_per_guild", 0),
+    ("AUTOPOST_MAX_PER_GUILD", "50", "autopost_max_per_guild", 50),
     ("HEALTH_FILE", "/run/bot/alive", "health_file", Path("/run/bot/alive")),
     ("HEALTH_FILE", "", "health_file", None),
     ("DATA_DIR", "/var/lib/nekos-bot", "data_dir", Path("/var/lib/nekos-bot")),
@@ -221,6 +226,9 @@ INVALID: list[tuple[str, str]] = [
     ("COOLDOWN_USES", "0"),
     ("COOLDOWN_SECONDS", "-0.1"),
     ("COOLDOWN_SECONDS", "-inf"),
+    ("AUTOPOST_MIN_INTERVAL", "0"),
+    ("AUTOPOST_MIN_INTERVAL", "5m"),
+    ("AUTOPOST_MAX_PER_GUILD", "-1"),
     ("REDIS_URL", "127.0.0.1:6379"),
     ("REDIS_URL", "http://cache:6379"),
     ("NEKOS_API_SOURCE_ADDRESS", "eth0"),

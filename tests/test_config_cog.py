@@ -193,5 +193,6 @@ def test_overview_sections_are_separated_by_blank_lines() -> None:
         [(10, "<#10>", True)],
         [_channel_change(10, None, Rating.SFW)],
     )
-    assert lines.count("") == 2
-    assert lines.index("**Channel overrides:**") < lines.index("**Last changes:**")
+    assert lines.count("") == 3
+    assert lines.index("**Channel overrides:**") < lines.index("**Scheduled posts:** none")
+    assert lines.index("**Scheduled posts:** none") < lines.index("**Last changes:**")

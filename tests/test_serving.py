@@ -425,6 +425,175 @@ async def test_images_nobody_took_stay_pooled_after_a_coalesced_call() -> None:
     assert len(source.calls) == 1
 
 
+# ---------------------------------------------------------------------- background requests
+
+
+def background_req(**kwargs: Any) -> ImageRequest:
+    plain = req(**kwargs)
+    return ImageRequest(
+        guild_key=plain.guild_key,
+        channel_key=plain.channel_key,
+        user_id=0,
+        categories=plain.categories,
+        count=plain.count,
+        max_rating=plain.max_rating,
+        accept=plain.accept,
+        background=True,
+    )
+
+
+async def test_background_request_is_served_from_stock_without_a_call() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source)
+    await pool.take(req(categories=["cat"]))  # stocks 24 more
+
+    result = await pool.take(background_req(guild=2, channel=20, categories=["cat"]))
+
+    assert result.status is ServeStatus.FULL
+    assert len(source.calls) == 1
+
+
+async def test_a_fetch_only_background_requests_wait_on_goes_at_background_priority() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source)
+
+    result = await pool.take(background_req(categories=["cat"]))
+
+    assert result.status is ServeStatus.FULL
+    assert [c.priority for c in source.calls] == [BACKGROUND]
+
+
+async def test_a_background_fetch_never_takes_the_members_fetch_slot() -> None:
+    source = FakeRandomSource()
+    source.gate = asyncio.Event()
+    pool = make_pool(source, max_concurrent_fetches=1)
+    post = asyncio.create_task(pool.take(background_req(categories=["dog"])))
+    await wait_for_calls(source, 1)
+
+    member = asyncio.create_task(pool.take(req(guild=2, channel=20, categories=["cat"])))
+    await wait_for_calls(source, 2)
+
+    assert [(c.categories, c.priority) for c in source.calls] == [
+        (("dog",), BACKGROUND),
+        (("cat",), INTERACTIVE),
+    ]
+    source.gate.set()
+    assert (await member).status is ServeStatus.FULL
+    assert (await post).status is ServeStatus.FULL
+
+
+async def test_a_member_joining_a_background_wait_gets_a_fetch_at_members_priority() -> None:
+    source = FakeRandomSource()
+    source.gate = asyncio.Event()
+    pool = make_pool(source)
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await wait_for_calls(source, 1)
+
+    member = asyncio.create_task(pool.take(req(guild=2, channel=20, categories=["cat"])))
+    await wait_for_calls(source, 2)
+
+    assert [c.priority for c in source.calls] == [BACKGROUND, INTERACTIVE]
+    source.gate.set()
+    assert (await member).status is ServeStatus.FULL
+    assert (await post).status is ServeStatus.FULL
+
+
+async def test_a_background_request_joins_a_members_fetch_instead_of_making_its_own() -> None:
+    source = FakeRandomSource()
+    source.gate = asyncio.Event()
+    pool = make_pool(source)
+    member = asyncio.create_task(pool.take(req(categories=["cat"])))
+    await wait_for_calls(source, 1)
+
+    post = asyncio.create_task(pool.take(background_req(guild=2, channel=20, categories=["cat"])))
+    await settle()
+    source.gate.set()
+
+    assert (await member).status is ServeStatus.FULL
+    assert (await post).status is ServeStatus.FULL
+    assert [c.priority for c in source.calls] == [INTERACTIVE]
+
+
+async def test_members_are_dealt_a_scarce_batch_before_background_requests() -> None:
+    batches = itertools.count(1)
+
+    def two_per_call(cats: tuple[str, ...], n: int) -> list[Image]:
+        batch = next(batches)
+        return [make_image(cats, image_id=f"batch{batch}-{i}") for i in range(2)]
+
+    source = FakeRandomSource(two_per_call)
+    source.gate = asyncio.Event()
+    pool = make_pool(source, max_uses=1)
+    # Three scheduled posts wait first; then two members ask for the same set.
+    posts = [
+        asyncio.create_task(pool.take(background_req(guild=n, channel=n, categories=["cat"])))
+        for n in range(1, 4)
+    ]
+    await wait_for_calls(source, 1)
+    members = [
+        asyncio.create_task(pool.take(req(guild=n, channel=n, categories=["cat"])))
+        for n in range(10, 12)
+    ]
+    await settle()
+    source.gate.set()
+
+    member_images = [r.images[0].id for r in await asyncio.gather(*members)]
+    await asyncio.gather(*posts)
+
+    # The first batch to arrive (the posts' own fetch) went to the members, though they came later.
+    assert sorted(member_images) == ["batch1-0", "batch1-1"]
+
+
+async def test_a_background_fetch_waits_while_members_wait_on_the_pacer() -> None:
+    source = FakeRandomSource()
+    estimator = FakeEstimator(queue_length=2)
+    pool = make_pool(source, estimator=estimator)
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await settle()
+    await pool.prefetch_once()
+    assert source.calls == []  # members are queued for upstream: no slot taken from them
+
+    estimator.queue_length = 0
+    await pool.prefetch_once()  # the pool's tick starts it once they are served
+
+    assert (await post).status is ServeStatus.FULL
+    assert [(c.categories, c.priority) for c in source.calls] == [(("cat",), BACKGROUND)]
+
+
+async def test_a_background_request_out_of_patience_settles_for_what_it_has() -> None:
+    source = FakeRandomSource()
+    clock = FakeClock()
+    pool = make_pool(
+        source, clock, estimator=FakeEstimator(queue_length=5), background_patience=20.0
+    )
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await settle()
+    clock.advance(19)
+    await pool.prefetch_once()
+    assert not post.done()
+
+    clock.advance(2)
+    await pool.prefetch_once()
+
+    assert (await post).status is ServeStatus.NOTHING_MATCHED
+    assert source.calls == []
+
+
+async def test_should_defer_ignores_sets_only_background_requests_wait_on() -> None:
+    source = FakeRandomSource()
+    source.gate = asyncio.Event()
+    pool = make_pool(source, defer_after=1.5, slot_seconds=1.0)
+    posts = [
+        asyncio.create_task(pool.take(background_req(guild=n, channel=n, categories=[f"t{n}"])))
+        for n in range(5)
+    ]
+    await settle()
+
+    assert pool.should_defer(req(categories=["cat"])) is False
+    source.gate.set()
+    await asyncio.gather(*posts)
+
+
 # ---------------------------------------------------------------------- fairness
 
 

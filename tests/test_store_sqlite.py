@@ -155,10 +155,33 @@ async def test_version_1_database_is_upgraded_and_keeps_data(db_path: Path) -> N
         change = await store.set_channel_override(GUILD, 5, Rating.SFW, ADMIN)
 
     versions, indexes = _schema(db_path)
-    assert versions == [1, 2]
+    assert versions == [m.version for m in load_migrations()]
     assert "settings_audit_by_guild" in indexes
     assert settings == GuildSettings(Rating.QUESTIONABLE, {5: Rating.NSFW})
     assert change.old is Rating.NSFW
+
+
+async def test_audit_trail_survives_the_rebuild_for_schedules(db_path: Path) -> None:
+    # 0003 rebuilds settings_audit (a new CHECK): rows, ids and the id sequence must survive.
+    async with aiosqlite.connect(db_path, isolation_level=None) as db:
+        assert await migrate(db, load_migrations()[:2]) == [1, 2]
+        for row_id in (1, 2, 7):
+            await db.execute(
+                "INSERT INTO settings_audit (id, guild_id, actor_id, scope, channel_id,"
+                " old_rating, new_rating, changed_at)"
+                " VALUES (?, ?, ?, 'channel', 5, NULL, 'nsfw', '2024-05-01T10:00:00+00:00')",
+                (row_id, GUILD if row_id < 7 else GUILD + 1, ADMIN),
+            )
+        # Guild GUILD + 1 is forgotten: its row goes, but its id must never be reused.
+        await db.execute("DELETE FROM settings_audit WHERE id = 7")
+
+    async with SqliteSettingsStore(db_path) as store:
+        kept = await store.recent_changes(GUILD)
+        change = await store.set_guild_default(GUILD, Rating.SFW, ADMIN)
+
+    assert [c.id for c in kept] == [2, 1]
+    assert kept[0].description == f"<@{ADMIN}> set <#5> to nsfw (was: server default)"
+    assert change.id == 8
 
 
 async def test_database_from_newer_bot_is_refused(db_path: Path) -> None:

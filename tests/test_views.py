@@ -190,6 +190,15 @@ async def test_only_the_owner_may_press(item: Any, command: str) -> None:
     owner.response.send_message.assert_not_awaited()
 
 
+async def test_anyone_may_press_another_under_a_scheduled_post() -> None:
+    # A scheduled post's buttons belong to nobody in particular (owner 0), and survive restarts.
+    button = await _round_trip(AnotherButton, AnotherButton(0, 2, None, ("maid",)))
+    for user in (OWNER, OTHER):
+        member = _interaction(user)
+        assert await button.interaction_check(member) is True
+        member.response.send_message.assert_not_awaited()
+
+
 async def test_clicks_reach_the_bots_button_handler() -> None:
     handler = RecordingHandler()
     await AnotherButton(OWNER, 3, Rating.SFW, ("maid",)).callback(_interaction(OWNER, handler))

@@ -24,6 +24,14 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   nothing is answered "nothing matched" at once instead of costing three more slots. While
   other sets wait for upstream, a request that already holds some images settles for them
   (``partial_when_busy``) rather than taking more slots.
+* **Background requests** — a request marked ``background`` (a scheduled post) is served from
+  stock like any other, but what it waits for is fetched at background priority, never in a
+  member's fetch slot, and only while no member waits on upstream (the pool or the pacer): near
+  the upstream's limit even one slot taken from members shows in their tail latency. Members are
+  dealt a batch's images first. One that waited ``background_patience`` seconds settles for what
+  it has. A member who asks for a set a background fetch is under way for gets a fetch of their
+  own at once, at members' priority: a coalesced wait never holds a member at background
+  priority.
 * **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
   background priority, only while no member waits on the pool or the pacer.
 
@@ -82,7 +90,8 @@ class ImageRequest:
     matched case-insensitively (they are lower-cased here). ``accept`` is the gating filter
     (channel policy and minor safety); an image is served only if
     ``min_rating <= image.rating <= max_rating`` and ``accept(image)``. ``min_rating`` above
-    ``sfw`` is a member asking for exactly one rating.
+    ``sfw`` is a member asking for exactly one rating. ``background``: nobody is waiting on the
+    answer right now (a scheduled post), so members' requests go first.
     """
 
     guild_key: int | None
@@ -93,6 +102,7 @@ class ImageRequest:
     max_rating: Rating
     min_rating: Rating = Rating.SFW
     accept: Callable[[Image], bool]
+    background: bool = False
 
     def __post_init__(self) -> None:
         names = frozenset(name.strip().lower() for name in self.categories)
@@ -171,6 +181,8 @@ class PoolSettings:
     sfw_exclude_tags: tuple[str, ...] = ()
     """With ``rating_filter``: tags an sfw-only call asks the API to leave out (its ratings come
     from a classifier that errs)."""
+    background_patience: float = 20.0
+    """Seconds a background request waits for upstream at most (then it settles)."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -274,6 +286,7 @@ class _Waiter:
     audience: Hashable
     seq: int
     future: asyncio.Future[ServeResult]
+    arrived: float = 0.0
     images: list[Image] = field(default_factory=list)
     reserved: list[_Entry] = field(default_factory=list)
     """The pool entries behind ``images``, to give back if the caller gives up."""
@@ -366,6 +379,11 @@ class ImagePool:
         self._waiting_keys: dict[CategoryKey, int] = {}
         self._turns: OrderedDict[Hashable, _Turns] = OrderedDict()
         self._in_flight: dict[CategoryKey, asyncio.Task[None]] = {}
+        """Fetches members wait on (at the interactive priority), by category set."""
+        self._background_flights: dict[CategoryKey, asyncio.Task[None]] = {}
+        """Fetches only background requests wait on (at background priority)."""
+        self._member_keys: dict[CategoryKey, int] = {}
+        """Members' waiting requests per category set (``_waiting_keys`` counts everyone's)."""
         self._demand: dict[CategoryKey, _Demand] = {}
         self._prefetch_backoff: dict[CategoryKey, float] = {}
         self._barren: dict[CategoryKey, deque[float]] = {}
@@ -397,13 +415,14 @@ class ImagePool:
         self._counters.pool_misses += 1
         key = request.categories
         recent_barren = self._recent_barren(key, now)
-        if key in self._waiting_keys or key in self._in_flight:
+        if key in self._waiting_keys or key in self._in_flight or key in self._background_flights:
             self._counters.coalesced_waits += 1
         waiter = _Waiter(
             request=request,
             audience=request.audience,
             seq=next(self._seq),
             future=asyncio.get_running_loop().create_future(),
+            arrived=now,
             images=images,
             reserved=reserved,
             attempts=recent_barren,
@@ -414,6 +433,8 @@ class ImagePool:
             return waiter.future.result()
         self._queues.setdefault(waiter.audience, deque()).append(waiter)
         self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
+        if not request.background:
+            self._member_keys[key] = self._member_keys.get(key, 0) + 1
         self._schedule()
         try:
             return await waiter.future
@@ -434,7 +455,8 @@ class ImagePool:
             return False
         wait = self._estimator.estimated_wait() if self._estimator is not None else 0.0
         key = request.categories
-        queued = sum(1 for k in self._waiting_keys if k not in self._in_flight and k != key)
+        # Only members' sets go before this one; background ones wait behind it.
+        queued = sum(1 for k in self._member_keys if k not in self._in_flight and k != key)
         wait += queued * self._settings.slot_seconds
         return wait > self._settings.defer_after
 
@@ -499,8 +521,11 @@ class ImagePool:
     async def prefetch_once(self) -> bool:
         """Top up the hottest category set that is short of stock; return whether a call was made.
 
-        Does nothing while a member waits on the pool or on the pacer.
+        Does nothing while a member waits on the pool or on the pacer. Also the pool's tick for
+        background requests: their fetches start here once members are served, and those that
+        ran out of patience settle.
         """
+        self._tend_background()
         if self._queues or (self._estimator is not None and self._estimator.queue_length > 0):
             return False
         now = self._clock()
@@ -514,6 +539,23 @@ class ImagePool:
         if error is not None or not added:
             self._prefetch_backoff[key] = self._clock() + self._settings.prefetch_backoff
         return True
+
+    def _tend_background(self) -> None:
+        """Settle background waiters out of patience (no fetch of theirs under way), then start
+        a background fetch if members let one go."""
+        if not self._queues:
+            return
+        limit = self._clock() - self._settings.background_patience
+        for queue in list(self._queues.values()):
+            for waiter in list(queue):
+                if (
+                    waiter.request.background
+                    and waiter.arrived <= limit
+                    and waiter.key not in self._background_flights
+                    and waiter.key not in self._in_flight
+                ):
+                    self._settle(waiter)
+        self._schedule()
 
     async def warm(self, categories: Iterable[str] = ()) -> int:
         """Stock up for ``categories`` with one call at background priority (e.g. at start-up,
@@ -728,19 +770,44 @@ class ImagePool:
         return turns
 
     def _schedule(self) -> None:
-        """Start upstream calls for waiting requests, up to the concurrency limit."""
-        while len(self._in_flight) < self._settings.max_concurrent_fetches:
-            key = self._next_fetch_key()
-            if key is None:
-                return
-            task = asyncio.create_task(self._fetch_for_waiters(key), name="image-pool-fetch")
-            self._in_flight[key] = task
+        """Start upstream calls for waiting requests, up to the concurrency limits.
 
-    def _next_fetch_key(self) -> CategoryKey | None:
+        Members' sets take the fetch slots; sets only background requests wait on get one
+        fetch of their own at a time, at background priority, so they never hold a slot a
+        member could use.
+        """
+        busy = bool(self._member_keys) or (
+            self._estimator is not None and self._estimator.queue_length > 0
+        )
+        for background, flights, limit in (
+            (False, self._in_flight, self._settings.max_concurrent_fetches),
+            (True, self._background_flights, 0 if busy else 1),
+        ):
+            while len(flights) < limit:
+                key = self._next_fetch_key(background=background)
+                if key is None:
+                    break
+                task = asyncio.create_task(
+                    self._fetch_for_waiters(key, background=background), name="image-pool-fetch"
+                )
+                flights[key] = task
+
+    def _fetchable(self, waiter: _Waiter, *, background: bool) -> bool:
+        """Whether a fetch for ``waiter``'s set may start in the ``background`` lane (or the
+        members' lane): a member's set may be fetched even while a background fetch for it waits
+        (that is how a member is never held at background priority)."""
+        key = waiter.key
+        if key in self._in_flight:
+            return False
+        if background:
+            return key not in self._background_flights and key not in self._member_keys
+        return not waiter.request.background
+
+    def _next_fetch_key(self, *, background: bool = False) -> CategoryKey | None:
         """The category set of the oldest request of the audience served least recently."""
         best: tuple[tuple[int, int], Hashable, CategoryKey] | None = None
         for audience, queue in self._queues.items():
-            waiter = next((w for w in queue if w.key not in self._in_flight), None)
+            waiter = next((w for w in queue if self._fetchable(w, background=background)), None)
             if waiter is None:
                 continue
             rank = (self._turns_for(audience).fetch, waiter.seq)
@@ -751,19 +818,21 @@ class ImagePool:
         self._turns_for(best[1]).fetch = next(self._turn_counter)
         return best[2]
 
-    async def _fetch_for_waiters(self, key: CategoryKey) -> None:
+    async def _fetch_for_waiters(self, key: CategoryKey, *, background: bool = False) -> None:
+        flights = self._background_flights if background else self._in_flight
+        priority = self._background if background else self._interactive
         try:
             waiting = [w.request for w in self._waiters_for(key)]
             low = min((r.min_rating for r in waiting), default=Rating.SFW)
             high = max((r.max_rating for r in waiting), default=Rating.SFW)
-            images, error = await self._call_upstream(key, self._interactive, low, high)
+            images, error = await self._call_upstream(key, priority, low, high)
         except asyncio.CancelledError:
-            self._in_flight.pop(key, None)
+            flights.pop(key, None)
             for waiter in self._waiters_for(key):
                 self._unqueue(waiter)
                 waiter.future.cancel()
             raise
-        self._in_flight.pop(key, None)
+        flights.pop(key, None)
         self._land(key, images, error, for_waiters=True)
         self._schedule()
 
@@ -862,14 +931,16 @@ class ImagePool:
             if barren[waiter] or len(waiter.images) > before[waiter]:
                 waiter.attempts += 1
             if waiter.attempts >= self._settings.max_attempts or (
-                waiter.attempts and waiter.images and self._others_waiting(key)
+                waiter.attempts and waiter.images and self._others_waiting(waiter)
             ):
                 self._settle(waiter)
         return batch
 
-    def _others_waiting(self, key: CategoryKey) -> bool:
-        """Whether requests for other category sets wait on upstream (busy-partial rule)."""
-        return self._settings.partial_when_busy and any(k != key for k in self._waiting_keys)
+    def _others_waiting(self, waiter: _Waiter) -> bool:
+        """Whether requests for other category sets wait on upstream (busy-partial rule); a
+        member settles early only for other members, whom its further attempts would delay."""
+        waiting = self._waiting_keys if waiter.request.background else self._member_keys
+        return self._settings.partial_when_busy and any(k != waiter.key for k in waiting)
 
     def _batch_entries(self, batch: list[str]) -> list[_Entry]:
         return [self._entries[i] for i in batch if i in self._entries]
@@ -880,6 +951,13 @@ class ImagePool:
             return
         # A waiter the batch could not serve once cannot be served by what is left of it.
         done_with: set[_Waiter] = set()
+        # Members first; background requests (scheduled posts) get what members leave.
+        for background in (False, True):
+            self._deal_round(batch, now, done_with, background=background)
+
+    def _deal_round(
+        self, batch: list[str], now: float, done_with: set[_Waiter], *, background: bool
+    ) -> None:
         progressed = True
         while progressed and self._queues:
             progressed = False
@@ -888,7 +966,7 @@ class ImagePool:
             )
             for audience in order:
                 for waiter in list(self._queues.get(audience, ())):
-                    if waiter in done_with:
+                    if waiter in done_with or waiter.request.background is not background:
                         continue
                     got = self._pick(waiter.request, 1, now, self._batch_entries(batch))
                     if not got:
@@ -909,11 +987,15 @@ class ImagePool:
         queue.remove(waiter)
         if not queue:
             del self._queues[waiter.audience]
-        remaining = self._waiting_keys.get(waiter.key, 0) - 1
-        if remaining > 0:
-            self._waiting_keys[waiter.key] = remaining
-        else:
-            self._waiting_keys.pop(waiter.key, None)
+        counts = [self._waiting_keys]
+        if not waiter.request.background:
+            counts.append(self._member_keys)
+        for count in counts:
+            remaining = count.get(waiter.key, 0) - 1
+            if remaining > 0:
+                count[waiter.key] = remaining
+            else:
+                count.pop(waiter.key, None)
         return True
 
     def _settle(self, waiter: _Waiter, error: Exception | None = None) -> None:
@@ -976,7 +1058,9 @@ class ImagePool:
 
     def _next_prefetch_key(self, now: float) -> CategoryKey | None:
         for key in self._hot_keys(now):
-            if key in self._in_flight or self._prefetch_backoff.get(key, 0.0) > now:
+            if key in self._in_flight or key in self._background_flights:
+                continue
+            if self._prefetch_backoff.get(key, 0.0) > now:
                 continue
             if self._stock(key, now) < self._settings.prefetch_target:
                 return key

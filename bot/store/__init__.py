@@ -28,14 +28,29 @@ from .base import (
     StoreUnavailable,
 )
 from .postgres import PostgresSettingsStore
+from .schedules import (
+    BOT_ACTOR,
+    ClaimedPost,
+    Schedule,
+    ScheduleLimitError,
+    ScheduleSpec,
+    ShardFilter,
+    describe_spec,
+)
 from .sqlite import SqliteSettingsStore
 
 __all__ = [
+    "BOT_ACTOR",
     "Change",
     "ChangeScope",
+    "ClaimedPost",
     "DatabaseTarget",
+    "Schedule",
+    "ScheduleLimitError",
+    "ScheduleSpec",
     "SchemaTooNewError",
     "SettingsStore",
+    "ShardFilter",
     "StoreClosedError",
     "StoreCounts",
     "StoreError",
@@ -43,6 +58,7 @@ __all__ = [
     "StoreNotEmptyError",
     "StoreSnapshot",
     "StoreUnavailable",
+    "describe_spec",
     "mask_database_url",
     "open_store",
     "parse_database_url",

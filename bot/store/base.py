@@ -15,10 +15,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from bot.gating import GuildSettings
 from bot.nekos.models import Rating
+
+if TYPE_CHECKING:
+    from .schedules import ClaimedPost, Schedule, ScheduleSpec, ShardFilter
 
 __all__ = [
     "Change",
@@ -65,6 +68,17 @@ class ChangeScope(enum.Enum):
     DEFAULT = "default"
     CHANNEL = "channel"
     RESET = "reset"
+    AUTOPOST_SET = "autopost_set"
+    """A channel's scheduled posts were created or replaced (``detail``: what they are)."""
+    AUTOPOST_REMOVE = "autopost_remove"
+    AUTOPOST_PAUSE = "autopost_pause"
+    """Paused by an admin, or by the bot itself (actor 0; ``detail``: why)."""
+    AUTOPOST_RESUME = "autopost_resume"
+
+    @property
+    def autopost(self) -> bool:
+        """Whether this scope is about scheduled posts (``old``/``new`` are then unused)."""
+        return self.value.startswith("autopost_")
 
 
 def _label(rating: Rating | None, unset: str) -> str:
@@ -79,6 +93,8 @@ class Change:
     default, "sfw" (nothing set). A :attr:`ChangeScope.RESET` change records the old default in
     ``old`` and how many channel overrides it cleared in ``overrides_cleared``.
     ``id`` is ``None`` for a change that changed nothing (it is not recorded).
+    Scheduled-post changes (``scope.autopost``) name their channel and say what changed in
+    ``detail``; an ``actor_id`` of 0 is the bot itself.
     """
 
     guild_id: int
@@ -90,10 +106,13 @@ class Change:
     at: dt.datetime
     overrides_cleared: int = 0
     id: int | None = None
+    detail: str | None = None
 
     @property
     def changed(self) -> bool:
         """Whether anything changed (a no-op is returned but not recorded)."""
+        if self.scope.autopost:
+            return True
         if self.scope is ChangeScope.RESET:
             return self.old is not None or self.overrides_cleared > 0
         return self.old != self.new
@@ -101,7 +120,9 @@ class Change:
     @property
     def description(self) -> str:
         """One line in Discord markdown, e.g. ``<@1> set <#2> to nsfw (was: server default)``."""
-        actor = f"<@{self.actor_id}>"
+        actor = f"<@{self.actor_id}>" if self.actor_id else "The bot"
+        if self.scope.autopost:
+            return self._autopost_description(actor)
         if self.scope is ChangeScope.RESET:
             if not self.changed:
                 return f"{actor} reset the settings (nothing was set)"
@@ -128,6 +149,17 @@ class Change:
             return f"{actor} cleared the override of {where} (was: {old}); it follows the default"
         return f"{actor} set {where} to {self.new.label} (was: {old})"
 
+    def _autopost_description(self, actor: str) -> str:
+        where = f"<#{self.channel_id}>"
+        detail = f": {self.detail}" if self.detail else ""
+        verb = {
+            ChangeScope.AUTOPOST_SET: f"scheduled posts in {where}",
+            ChangeScope.AUTOPOST_REMOVE: f"removed the scheduled posts of {where}",
+            ChangeScope.AUTOPOST_PAUSE: f"paused the scheduled posts of {where}",
+            ChangeScope.AUTOPOST_RESUME: f"resumed the scheduled posts of {where}",
+        }[self.scope]
+        return f"{actor} {verb}{detail}"
+
 
 @dataclass(frozen=True, slots=True)
 class StoreHealth:
@@ -148,18 +180,20 @@ class StoreCounts:
     defaults: int
     overrides: int
     audit: int
+    schedules: int = 0
 
     def __str__(self) -> str:
-        return ", ".join(
-            (
-                _count(self.defaults, "guild default", "guild defaults"),
-                _count(self.overrides, "channel override", "channel overrides"),
-                _count(self.audit, "audit entry", "audit entries"),
-            )
-        )
+        parts = [
+            _count(self.defaults, "guild default", "guild defaults"),
+            _count(self.overrides, "channel override", "channel overrides"),
+            _count(self.audit, "audit entry", "audit entries"),
+        ]
+        if self.schedules:
+            parts.append(_count(self.schedules, "scheduled post", "scheduled posts"))
+        return ", ".join(parts)
 
     def __bool__(self) -> bool:
-        return bool(self.defaults or self.overrides or self.audit)
+        return bool(self.defaults or self.overrides or self.audit or self.schedules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,10 +207,14 @@ class StoreSnapshot:
     overrides: Mapping[tuple[int, int], Rating] = field(default_factory=dict)
     """``(guild_id, channel_id) -> rating``."""
     audit: tuple[Change, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+    """Every schedule with its state (due times, last post, pause), by channel id."""
 
     @property
     def counts(self) -> StoreCounts:
-        return StoreCounts(len(self.defaults), len(self.overrides), len(self.audit))
+        return StoreCounts(
+            len(self.defaults), len(self.overrides), len(self.audit), len(self.schedules)
+        )
 
 
 class SettingsStore(ABC):
@@ -223,7 +261,7 @@ class SettingsStore(ABC):
 
     @abstractmethod
     async def forget_guild(self, guild_id: int) -> None:
-        """Delete everything about a guild, settings and audit trail (the bot left it)."""
+        """Delete everything about a guild: settings, schedules, audit trail (the bot left it)."""
 
     @abstractmethod
     async def stored_guild_ids(self) -> frozenset[int]:
@@ -234,7 +272,79 @@ class SettingsStore(ABC):
 
     @abstractmethod
     async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
-        """Drop a deleted channel's override; ``True`` if there was one. Audit rows are kept."""
+        """Drop a deleted channel's override and schedule; ``True`` if there was either.
+
+        Audit rows are kept; a deleted schedule is recorded (by the bot, actor 0).
+        """
+
+    # ------------------------------------------------------------------ scheduled posts
+
+    @abstractmethod
+    async def set_schedule(
+        self, spec: ScheduleSpec, actor_id: int, *, max_per_guild: int
+    ) -> tuple[Schedule, Schedule | None]:
+        """Create or replace the channel's schedule (audited); returns it and the one replaced.
+
+        The first post is due at once, or for a replaced schedule one (new) interval after its
+        last post. Raises :class:`ScheduleLimitError` when the guild already has
+        ``max_per_guild`` schedules in other channels.
+        """
+
+    @abstractmethod
+    async def remove_schedule(self, guild_id: int, channel_id: int, actor_id: int) -> bool:
+        """Delete the channel's schedule (audited); ``False`` if it had none."""
+
+    @abstractmethod
+    async def pause_schedule(
+        self, guild_id: int, channel_id: int, actor_id: int, reason: str
+    ) -> Schedule | None:
+        """Pause the channel's schedule with ``reason`` (audited); ``None`` if it has none."""
+
+    @abstractmethod
+    async def resume_schedule(
+        self, guild_id: int, channel_id: int, actor_id: int
+    ) -> Schedule | None:
+        """Resume a paused schedule (audited); ``None`` if it has none. Due at once, or one
+        interval after its last post."""
+
+    @abstractmethod
+    async def list_schedules(self, guild_id: int) -> list[Schedule]:
+        """The guild's schedules, by channel id."""
+
+    @abstractmethod
+    async def claim_schedules(
+        self,
+        now: dt.datetime,
+        owner: str,
+        *,
+        lease: dt.timedelta,
+        limit: int,
+        shards: ShardFilter | None = None,
+    ) -> list[ClaimedPost]:
+        """Claim up to ``limit`` due schedules of ``shards`` for ``owner`` (one transaction).
+
+        Each claimed schedule's ``next_due`` moves on in the same transaction, so no other
+        process can claim the same due time; the lease (until ``now + lease``) marks it as being
+        posted. Schedules whose clock was stepped back are re-anchored and not returned.
+        """
+
+    @abstractmethod
+    async def schedule_held(self, channel_id: int, owner: str) -> bool:
+        """Whether ``owner`` still holds the lease (the schedule was not removed, paused or
+        replaced meanwhile): checked just before sending."""
+
+    @abstractmethod
+    async def finish_schedule(self, claim: ClaimedPost, posted_at: dt.datetime) -> None:
+        """Record a post made for ``claim`` and release its lease."""
+
+    @abstractmethod
+    async def release_schedule(self, claim: ClaimedPost) -> None:
+        """Release ``claim`` without a post (nothing to show this time); the schedule goes on."""
+
+    @abstractmethod
+    async def suspend_schedule(self, claim: ClaimedPost, reason: str) -> bool:
+        """Pause ``claim``'s schedule because posting failed for good (audited, actor 0);
+        ``False`` if the schedule changed meanwhile (removed, replaced)."""
 
     @abstractmethod
     async def health_check(self) -> StoreHealth:

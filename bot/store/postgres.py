@@ -293,7 +293,7 @@ class PostgresSettingsStore(SqlSettingsStore):
                 if guild_id is None:
                     # An import replaces everything: keep every writer out until it commits.
                     await conn.execute(
-                        "LOCK TABLE guild_settings, channel_overrides, settings_audit"
+                        "LOCK TABLE guild_settings, channel_overrides, settings_audit, schedules"
                         " IN SHARE ROW EXCLUSIVE MODE"
                     )
                 else:
@@ -307,6 +307,20 @@ class PostgresSettingsStore(SqlSettingsStore):
             return result
 
         return await self._run(op)
+
+    async def _claim_tx(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        async def op(conn: Connection, attempt: _Attempt) -> T:
+            async with conn.transaction():
+                result = await body(_PgTx(conn))
+                attempt.committing = True  # leaving the block sends COMMIT
+            return result
+
+        return await self._run(op)
+
+    @property
+    def _lock_due_rows(self) -> str:
+        # Processes claiming at once skip each other's rows instead of waiting for them.
+        return " FOR UPDATE SKIP LOCKED"
 
     async def _after_import(self, tx: Tx) -> None:
         # Rows came with their ids: move the identity past them.

@@ -15,7 +15,7 @@ import re
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, TypeVar
 
 from bot.gating import GuildSettings
 from bot.nekos.models import Rating
@@ -24,7 +24,6 @@ from .base import (
     Change,
     ChangeScope,
     SchemaTooNewError,
-    SettingsStore,
     StoreCounts,
     StoreError,
     StoreHealth,
@@ -32,13 +31,17 @@ from .base import (
     StoreSnapshot,
 )
 from .cache import CacheUpdate, SettingsCache
+from .rows import Row, Tx, rating_from_db
+from .schedule_sql import SqlSchedules
 
 __all__ = [
     "Clock",
     "Migration",
+    "Row",
     "SqlSettingsStore",
     "Tx",
     "pending_migrations",
+    "rating_from_db",
     "read_migrations",
     "utcnow",
 ]
@@ -47,10 +50,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
-Row = tuple[Any, ...]
 
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
-TABLES: Final = ("guild_settings", "channel_overrides", "settings_audit")
+TABLES: Final = ("guild_settings", "channel_overrides", "settings_audit", "schedules")
 
 _LOAD_SETTINGS: Final = (
     # One statement, so one snapshot: the default and the overrides always belong together.
@@ -59,34 +61,22 @@ _LOAD_SETTINGS: Final = (
 )
 _AUDIT_COLUMNS: Final = (
     "id, guild_id, actor_id, scope, channel_id, old_rating, new_rating, overrides_cleared,"
-    " changed_at"
+    " changed_at, detail"
 )
 _INSERT_AUDIT: Final = (
     "INSERT INTO settings_audit (guild_id, actor_id, scope, channel_id, old_rating, new_rating,"
-    " overrides_cleared, changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"
+    " overrides_cleared, changed_at, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    " RETURNING id"
 )
 _COUNTS: Final = (
     "SELECT (SELECT COUNT(*) FROM guild_settings), (SELECT COUNT(*) FROM channel_overrides),"
-    " (SELECT COUNT(*) FROM settings_audit)"
+    " (SELECT COUNT(*) FROM settings_audit), (SELECT COUNT(*) FROM schedules)"
 )
 
 
 def utcnow() -> dt.datetime:
     """The default audit clock: now, timezone-aware UTC."""
     return dt.datetime.now(dt.UTC)
-
-
-class Tx(Protocol):
-    """A backend's connection inside a transaction (or, for reads, a plain connection)."""
-
-    async def fetch(self, sql: str, *args: object) -> list[Row]:
-        """Rows of ``sql`` as tuples."""
-
-    async def execute(self, sql: str, *args: object) -> int:
-        """Run ``sql``; the number of rows it changed."""
-
-    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
-        """Run ``sql`` once per parameter row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,17 +125,6 @@ def pending_migrations(current: int, migrations: Sequence[Migration]) -> list[Mi
     return [m for m in migrations if m.version > current]
 
 
-def rating_from_db(value: object) -> Rating | None:
-    """A stored label; an unreadable one is treated as the most restrictive setting, ``sfw``."""
-    if value is None:
-        return None
-    try:
-        return Rating.from_label(str(value))
-    except ValueError:
-        log.warning("unreadable rating %r in the settings database; using sfw", value)
-        return Rating.SFW
-
-
 def _rating_to_db(rating: Rating | None) -> str | None:
     return rating.label if rating is not None else None
 
@@ -174,7 +153,7 @@ def _settings_from_rows(rows: Iterable[Row]) -> GuildSettings:
     return GuildSettings(default=default, overrides=overrides)
 
 
-class SqlSettingsStore(SettingsStore):
+class SqlSettingsStore(SqlSchedules):
     """The :class:`SettingsStore` logic on top of a backend's transactions.
 
     ``clock`` gives the audit timestamps (timezone-aware UTC); tests may inject one.
@@ -202,6 +181,11 @@ class SqlSettingsStore(SettingsStore):
         ``guild_id`` is the guild the write touches (``None``: every guild). The backend
         serializes writes to it and makes the change visible to other processes' caches.
         """
+
+    @abstractmethod
+    async def _claim_tx(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction touching only ``schedules``; no change notification
+        (nothing any process caches depends on a claim)."""
 
     @abstractmethod
     def _time_to_db(self, at: dt.datetime) -> object:
@@ -268,7 +252,7 @@ class SqlSettingsStore(SettingsStore):
         return settings
 
     def _change_from_row(self, row: Row) -> Change:
-        (row_id, guild_id, actor_id, scope, channel_id, old, new, cleared, changed_at) = row
+        (row_id, guild_id, actor_id, scope, channel_id, old, new, cleared, changed_at, detail) = row
         return Change(
             guild_id=int(guild_id),
             actor_id=int(actor_id),
@@ -279,6 +263,7 @@ class SqlSettingsStore(SettingsStore):
             at=self._time_from_db(changed_at),
             overrides_cleared=int(cleared),
             id=int(row_id),
+            detail=None if detail is None else str(detail),
         )
 
     async def recent_changes(self, guild_id: int, limit: int = 10) -> list[Change]:
@@ -297,8 +282,8 @@ class SqlSettingsStore(SettingsStore):
         return await self._read(query)
 
     async def _counts(self, tx: Tx) -> StoreCounts:
-        [(defaults, overrides, audit)] = await tx.fetch(_COUNTS)
-        return StoreCounts(int(defaults), int(overrides), int(audit))
+        [(defaults, overrides, audit, schedules)] = await tx.fetch(_COUNTS)
+        return StoreCounts(int(defaults), int(overrides), int(audit), int(schedules))
 
     async def health_check(self) -> StoreHealth:
         async def probe(tx: Tx) -> str:
@@ -329,7 +314,8 @@ class SqlSettingsStore(SettingsStore):
                 if (rating := rating_from_db(label)) is not None
             }
             rows = await tx.fetch(f"SELECT {_AUDIT_COLUMNS} FROM settings_audit ORDER BY id")
-            return StoreSnapshot(defaults, overrides, tuple(map(self._change_from_row, rows)))
+            audit = tuple(map(self._change_from_row, rows))
+            return StoreSnapshot(defaults, overrides, audit, await self._all_schedules(tx))
 
         return await self._read(body, snapshot=True)
 
@@ -346,6 +332,7 @@ class SqlSettingsStore(SettingsStore):
             _rating_to_db(change.new),
             change.overrides_cleared,
             self._time_to_db(change.at),
+            change.detail,
         )
 
     async def _audit(self, tx: Tx, change: Change) -> Change:
@@ -459,7 +446,7 @@ class SqlSettingsStore(SettingsStore):
             return None, None
 
         await self._write(guild_id, body)
-        log.info("forgot the settings and audit trail of guild %d", guild_id)
+        log.info("forgot the settings, schedules and audit trail of guild %d", guild_id)
 
     async def stored_guild_ids(self) -> frozenset[int]:
         async def query(tx: Tx) -> frozenset[int]:
@@ -471,14 +458,16 @@ class SqlSettingsStore(SettingsStore):
         return await self._read(query)
 
     async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
-        # Not audited: nobody acted, Discord deleted the channel.
+        # The override's removal is not audited (nobody acted, Discord deleted the channel); a
+        # schedule's is, as every schedule change is.
         async def body(tx: Tx) -> tuple[bool, CacheUpdate]:
             removed = await tx.execute(
                 "DELETE FROM channel_overrides WHERE guild_id = $1 AND channel_id = $2",
                 guild_id,
                 channel_id,
             )
-            return removed > 0, _with_override(channel_id, None)
+            unscheduled = await self._forget_schedule(tx, guild_id, channel_id)
+            return removed > 0 or unscheduled, _with_override(channel_id, None)
 
         return await self._write(guild_id, body)
 
@@ -500,9 +489,10 @@ class SqlSettingsStore(SettingsStore):
             )
             await tx.executemany(
                 f"INSERT INTO settings_audit ({_AUDIT_COLUMNS})"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 [(change.id, *self._audit_row(change)) for change in snapshot.audit],
             )
+            await self._insert_schedules(tx, snapshot.schedules)
             await self._after_import(tx)
             return None, None
 

@@ -279,8 +279,17 @@ class SqliteSettingsStore(SqlSettingsStore):
         # The connection lock serializes this process's writes; BEGIN IMMEDIATE, other processes'.
         return await self._locked(lambda db: self._in_transaction("BEGIN IMMEDIATE", body, db))
 
+    async def _claim_tx(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+        # BEGIN IMMEDIATE: one process claims at a time, so a due time is claimed once.
+        return await self._locked(lambda db: self._in_transaction("BEGIN IMMEDIATE", body, db))
+
+    @property
+    def _lock_due_rows(self) -> str:
+        return ""
+
     def _time_to_db(self, at: dt.datetime) -> object:
-        return at.isoformat()
+        # Fixed width in UTC, so stored times compare correctly as text (the claim's WHERE).
+        return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
     def _time_from_db(self, value: Any) -> dt.datetime:
         return dt.datetime.fromisoformat(str(value))

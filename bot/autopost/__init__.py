@@ -1,0 +1,1 @@
+"""Scheduled posts: the time rules (:mod:`.timing`) and the poster loop (:mod:`.poster`)."""
