@@ -254,3 +254,38 @@ async def test_a_killed_process_restarts_and_serves_its_shard_again(world: World
     assert emu.violations == []
     # The restarted process (catalogue, pool) and the survivor kept to one budget throughout.
     assert_kept_to_the_live_rules(world.fake)
+
+
+@pytest.mark.parametrize("sharing", ["folder"], indirect=True)
+async def test_two_shard_processes_post_each_schedule_once_per_interval(world: World) -> None:
+    """Scheduled posts (autopost) with the bot split over two processes sharing one database:
+    each schedule is claimed by the process running its guild's shard, once per due time."""
+    world.extra["AUTOPOST_MIN_INTERVAL"] = "5"
+    seats = [world.seats[0][0], world.seats[1][0]]
+    async with bot_for(world, 0, "shard0.log") as bot0, bot_for(world, 1, "shard1.log") as bot1:
+        await connected(world, bot0, bot1)
+        for seat in seats:
+            rec = await world.emu.slash(
+                seat.user,
+                seat.channel,
+                "neko-config",
+                group="autopost",
+                subcommand="add",
+                options={"channel": seat.channel, "every": "10s"},
+            )
+            assert "Scheduled:" in message_text(await final_message(rec, ANSWER_TIMEOUT))
+        await asyncio.sleep(31)
+
+    for seat in seats:
+        posted = sorted(
+            m.created_at
+            for m in seat.channel.messages.values()
+            if m.author.id == world.emu.bot_user.id and m.interaction_metadata is None
+        )
+        assert posted, f"no scheduled post on shard {seat.shard}"
+        in_thirty = [t for t in posted if t - posted[0] < 30]
+        assert 3 <= len(in_thirty) <= 4, posted
+        gaps = [b - a for a, b in itertools.pairwise(posted)]
+        assert min(gaps) >= 5.0, gaps  # never twice for one due time, whichever process
+    world.emu.assert_no_violations()
+    assert_kept_to_the_live_rules(world.fake)
