@@ -15,6 +15,7 @@ from .autocomplete import NameIndex, split_categories
 from .gating import category_visible
 from .nekos.errors import NekosError
 from .nekos.models import Artist, Category, Character, Rating
+from .text import clean
 
 __all__ = ["Catalog", "CatalogSource", "CategoryCheck"]
 
@@ -53,6 +54,7 @@ class Catalog:
         self._source = source
         self._refresh_every = refresh_every
         self._categories: dict[str, Category] = {}
+        self._listed: tuple[Category, ...] = ()
         self.category_index: NameIndex[str] = NameIndex()
         self._sfw_category_index: NameIndex[str] = NameIndex()
         self.artist_index: NameIndex[str] = NameIndex()
@@ -63,10 +65,14 @@ class Catalog:
     # ----------------------------------------------------------------- loading
 
     def set_categories(self, categories: Sequence[Category]) -> None:
-        self._categories = {c.name.casefold(): c for c in categories}
-        self.category_index.replace((c.name, c.name) for c in categories)
+        # Choices carry a category's clean name (what members can see and type), which
+        # category() resolves back to the category and its exact API name.
+        by_name = {c.name.casefold(): c for c in categories}
+        self._listed = tuple(by_name.values())
+        self._categories = {clean(c.name).casefold(): c for c in categories} | by_name
+        self.category_index.replace((c.name, clean(c.name)) for c in categories)
         self._sfw_category_index.replace(
-            (c.name, c.name) for c in categories if category_visible(c, Rating.SFW)
+            (c.name, clean(c.name)) for c in categories if category_visible(c, Rating.SFW)
         )
 
     def set_artists(self, artists: Sequence[Artist]) -> None:
@@ -110,18 +116,24 @@ class Catalog:
     # ----------------------------------------------------------------- queries
 
     def category(self, name: str) -> Category | None:
-        return self._categories.get(name.strip().casefold())
+        """The category called ``name`` as the API spells it or as it is shown (clean)."""
+        found = self._categories.get(name.strip().casefold())
+        return found if found is not None else self._categories.get(clean(name).casefold())
 
     def category_choices(self, query: str, max_rating: Rating) -> list[tuple[str, str]]:
-        """Choices for a comma-separated categories option: completes the last name typed."""
+        """Choices for a comma-separated categories option: completes the last name typed.
+
+        Name and value are the same clean text (the names typed so far, then the match), so
+        what a member picks is what they saw; :meth:`check_categories` resolves it.
+        """
         head, _, last = query.rpartition(",")
         index = self.category_index if max_rating > Rating.SFW else self._sfw_category_index
-        typed = split_categories(head)
+        typed = [t for t in (clean(name) for name in split_categories(head)) if t]
         already = {t.casefold() for t in typed}
         prefix = ", ".join(typed)
         choices = []
-        for name, value in index.match(last.strip()):
-            if name.casefold() in already:
+        for _, value in index.match(last.strip()):
+            if value.casefold() in already:
                 continue
             full = f"{prefix}, {value}" if prefix else value
             if len(full) <= 100:
@@ -150,6 +162,6 @@ class Catalog:
 
     def visible_categories(self, max_rating: Rating) -> list[Category]:
         return sorted(
-            (c for c in self._categories.values() if category_visible(c, max_rating)),
+            (c for c in self._listed if category_visible(c, max_rating)),
             key=lambda c: c.name.casefold(),
         )

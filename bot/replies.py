@@ -34,12 +34,13 @@ from .nekos.errors import (
 from .nekos.models import Artist, Image, Rating
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
-from .text import plain_text
+from .text import quote, safe_text, trim_markdown
 from .views import (
     AnotherButton,
     CategoryPageButton,
     GalleryPageButton,
     another_custom_id,
+    link_button,
     pager_items,
 )
 
@@ -48,6 +49,7 @@ __all__ = ["Replies", "Reply", "error_reply", "notice"]
 log = logging.getLogger(__name__)
 
 GALLERY_LIMIT = 50
+CONTENT_LIMIT = 2000
 CATEGORIES_PER_PAGE = 10
 _SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
@@ -86,8 +88,10 @@ class Reply:
 
 
 def notice(text: str) -> Reply:
-    """A short, friendly, ephemeral message."""
-    return Reply(content=text, ephemeral=True)
+    """A short, friendly, ephemeral message (quote untrusted parts with :func:`bot.text.quote`
+    or :func:`bot.text.safe_text`); cut to Discord's 2000 characters if a member's input made
+    it longer."""
+    return Reply(content=trim_markdown(text, CONTENT_LIMIT), ephemeral=True)
 
 
 def error_reply(exc: BaseException) -> Reply:
@@ -104,7 +108,9 @@ def error_reply(exc: BaseException) -> Reply:
             f"{max(1, math.ceil(exc.retry_after))} seconds."
         )
     if isinstance(exc, InvalidParameter | BadRequest):
-        return notice(f"That didn't work: {exc.message}. Check the options and try again.")
+        # The message may repeat the API's words or the member's input.
+        reason = safe_text(exc.message, 500)
+        return notice(f"That didn't work: {reason}. Check the options and try again.")
     if isinstance(exc, NotFound):
         return notice("I couldn't find that. Check the name or id and try again.")
     if isinstance(exc, ResponseParseError):
@@ -170,7 +176,9 @@ class Replies:
             url: str | None = None
             size = image.meta.size
             if self.delivery == "attach" and size is not None and 0 < size <= budget:
-                name = f"{image.id}.{_SUFFIX.get(image.meta.mimetype or '', 'png')}"
+                name = render.attachment_name(
+                    image.id, _SUFFIX.get(image.meta.mimetype or "", "png")
+                )
                 try:
                     files.append((name, await self.api.download(image.url, max_bytes=budget)))
                     budget -= size
@@ -184,16 +192,13 @@ class Replies:
     def _link_buttons(images: Sequence[Image], view: discord.ui.View) -> None:
         single = len(images) == 1
         for i, image in enumerate(images, start=1):
-            if len(view.children) >= 25:
-                break
-            if (full := render.http_url(image.url)) is not None:
-                label = "Full image" if single else f"Image {i}"
-                view.add_item(discord.ui.Button(label=label, url=full))
-            if (source := render.http_url(image.source.url)) is not None and len(
-                view.children
-            ) < 25:
-                label = "Source" if single else f"Source {i}"
-                view.add_item(discord.ui.Button(label=label, url=source))
+            for label, url in (
+                ("Full image" if single else f"Image {i}", image.url),
+                ("Source" if single else f"Source {i}", image.source.url),
+            ):
+                button = link_button(label, url)
+                if button is not None and len(view.children) < 25:
+                    view.add_item(button)
 
     # ------------------------------------------------------------------ /neko random
 
@@ -215,12 +220,14 @@ class Replies:
             lines = []
             for name in check.unknown:
                 hint = check.suggestions.get(name) or []
-                did_you_mean = f" Did you mean {', '.join(f'`{h}`' for h in hint)}?" if hint else ""
-                lines.append(f"I don't know the category `{plain_text(name, 50)}`.{did_you_mean}")
+                did_you_mean = (
+                    f" Did you mean {', '.join(quote(h, 100) for h in hint)}?" if hint else ""
+                )
+                lines.append(f"I don't know the category {quote(name, 50)}.{did_you_mean}")
             lines.append("Use `/neko category` to see them all.")
             return notice("\n".join(lines))
         if check.hidden:
-            names = ", ".join(f"`{plain_text(n, 50)}`" for n in check.hidden)
+            names = ", ".join(quote(n, 50) for n in check.hidden)
             return notice(f"{names} can't be shown in this channel. Try another category.")
         return ImageRequest(
             guild_key=guild_id,
@@ -245,7 +252,7 @@ class Replies:
         if not result.images:
             if result.error is not None and result.status is not ServeStatus.NOTHING_MATCHED:
                 return error_reply(result.error)
-            what = ", ".join(sorted(request.categories)) or "any category"
+            what = ", ".join(quote(c, 50) for c in sorted(request.categories)) or "any category"
             return notice(
                 f"Nothing matched right now ({what}, up to {request.max_rating.label}). "
                 "Images are sampled at random, so trying again in a minute may work; "
@@ -318,7 +325,7 @@ class Replies:
         except InvalidParameter:
             artist_id = None
         if artist_id is None:
-            return notice(f"I couldn't find an artist called `{plain_text(name, 50)}`.")
+            return notice(f"I couldn't find an artist called {quote(name, 50)}.")
         return await self.artist_page(
             user_id=user_id, channel_max=channel_max, artist_id=artist_id, page=page
         )
@@ -343,8 +350,8 @@ class Replies:
         view = discord.ui.View(timeout=None)
         if not images:
             card.description = (card.description or "") + "\nNo images of theirs can be shown here."
-            if (link := render.http_url(artist.url)) is not None:
-                view.add_item(discord.ui.Button(label="Artist page", url=link))
+            if (button := link_button("Artist page", artist.url)) is not None:
+                view.add_item(button)
             return Reply(embeds=[card], view=view)
         pages = len(images)
         page = max(1, min(page, pages))
@@ -357,8 +364,8 @@ class Replies:
                 pages + 1 if more else pages,
             ):
                 view.add_item(item)
-        if (link := render.http_url(artist.url)) is not None:
-            view.add_item(discord.ui.Button(label="Artist page", url=link))
+        if (button := link_button("Artist page", artist.url)) is not None:
+            view.add_item(button)
         self._link_buttons([image], view)
         return Reply(embeds=render.fit_message([card, gallery]), view=view)
 
@@ -372,7 +379,7 @@ class Replies:
         except InvalidParameter:
             character_id = None
         if character_id is None:
-            return notice(f"I couldn't find a character called `{plain_text(name, 50)}`.")
+            return notice(f"I couldn't find a character called {quote(name, 50)}.")
         try:
             character = await self.lookups.character(character_id)
         except NotFound:
@@ -413,7 +420,7 @@ class Replies:
             c for c in self.catalog.visible_categories(channel_max) if wanted in c.name.casefold()
         ]
         if not listed:
-            return notice(f"No category matches `{plain_text(search, 50)}`.")
+            return notice(f"No category matches {quote(search, 50)}.")
         pages = math.ceil(len(listed) / CATEGORIES_PER_PAGE)
         page = max(1, min(page, pages))
         chunk = listed[(page - 1) * CATEGORIES_PER_PAGE : page * CATEGORIES_PER_PAGE]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +39,7 @@ from bot.nekos.models import (
     Source,
     Stats,
 )
+from tests.discord_markdown import links, markdown_left, mentions, shown
 
 CREATED = dt.datetime(2023, 5, 1, 12, 30, tzinfo=dt.UTC)
 
@@ -228,7 +228,7 @@ def test_image_override_that_is_not_http_or_attachment_falls_back_to_image_url()
 
 def test_http_url_requires_scheme_and_host() -> None:
     assert http_url("https://a.example/x") == "https://a.example/x"
-    assert http_url("HTTP://A.example") == "HTTP://A.example"
+    assert http_url("HTTP://A.example") == "http://a.example"
     assert http_url("https://") is None
     assert http_url("https://a.example/x y") is None
     assert http_url("mailto:x@example.com") is None
@@ -237,25 +237,24 @@ def test_http_url_requires_scheme_and_host() -> None:
 # --------------------------------------------------------------------------- escaping
 
 
-# A markdown character that no backslash escapes.
-def _unescaped(char: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\\)" + re.escape(char))
-
-
 @pytest.mark.parametrize(
-    ("raw", "forbidden"),
+    "raw",
     [
-        ("@everyone", re.compile("@everyone")),
-        ("@here", re.compile("@here")),
-        ("<@123>", re.compile("<@123>")),
-        ("<@&456>", re.compile("<@&456>")),
-        ("**bold**", _unescaped("*")),
-        ("`code`", _unescaped("`")),
-        ("||spoiler||", _unescaped("|")),
-        ("__under__", _unescaped("_")),
+        "@everyone",
+        "@here",
+        "<@123>",
+        "<@&456>",
+        "**bold**",
+        "`code`",
+        "||spoiler||",
+        "__under__",
+        "[x](https://evil.example)",
+        "# heading",
+        "> quote",
+        "https://example.org/a>[click](https://evil.example)",
     ],
 )
-def test_api_names_cannot_format_or_mention(raw: str, forbidden: re.Pattern[str]) -> None:
+def test_api_names_cannot_format_mention_or_link(raw: str) -> None:
     image = make_image(
         source=Source(name=raw),
         characters=(make_character(raw),),
@@ -263,15 +262,27 @@ def test_api_names_cannot_format_or_mention(raw: str, forbidden: re.Pattern[str]
     )
     data = image_embed(image).to_dict()
     texts = [data["title"], *(field["value"] for field in data.get("fields", []))]
-    character = character_embed(make_character(raw, description=raw, source=raw)).to_dict()
+    character = character_embed(
+        make_character(raw, description=f"{raw}\n{raw}", source=raw, occupations=(raw,))
+    ).to_dict()
     texts += [character["title"], character["description"]]
     texts += [field["value"] for field in character.get("fields", [])]
-    listing = category_list_embed([make_category(raw, description=raw)], 1, 1).to_dict()
-    # The list bolds each name itself: look inside the bold markers it adds.
-    name_part, description_part = listing["description"].removeprefix("**").split("** — ", 1)
-    texts += [name_part, description_part]
+    # The list bolds each name itself at the start of its line; nothing else may format.
+    texts.append(category_list_embed([make_category(raw, description=raw)], 1, 1).description)
     for text in texts:
-        assert not forbidden.search(text), text
+        assert text is not None
+        assert mentions(text) == [], text
+        assert links(text) == [], text
+        assert markdown_left(text) == [], text
+        assert raw in shown(text), text  # shown as written
+
+
+def test_artist_card_link_cannot_be_closed_early() -> None:
+    crafted = "https://example.org/a>[click](https://evil.example)"
+    embed = artist_embed(Artist(id="a1", name="A", url=crafted))
+    assert embed.description == "<https://example.org/a%3E%5Bclick%5D%28https://evil.example%29>"
+    assert embed.url == embed.description[1:-1]
+    assert links(embed.description, [embed.url]) == []
 
 
 def test_bold_name_is_escaped_literally() -> None:
@@ -601,7 +612,7 @@ def test_about_embed_reports_health() -> None:
     busy_fields = {f.name: f.value for f in busy.fields}
     assert busy_fields["Image pool"] == "412 images, 87% of random requests answered from it"
     assert busy_fields["Busy answers"] == "3"
-    assert "@everyone" not in (fields["Last API error"] or "")
+    assert mentions(fields["Last API error"] or "") == []
     idle = about_embed(replace(info, queue_length=0, last_error=None))
     idle_fields = {f.name: f.value for f in idle.fields}
     assert idle_fields["Queue"] == "0 requests"
