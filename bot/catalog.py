@@ -69,7 +69,9 @@ class Catalog:
         # category() resolves back to the category and its exact API name.
         by_name = {c.name.casefold(): c for c in categories}
         self._listed = tuple(by_name.values())
-        self._categories = {clean(c.name).casefold(): c for c in categories} | by_name
+        shown = {clean(c.name).casefold(): c for c in categories}
+        shown.pop("", None)  # a name of nothing but blanks and invisibles can't be asked for
+        self._categories = shown | by_name
         self.category_index.replace((c.name, clean(c.name)) for c in categories)
         self._sfw_category_index.replace(
             (c.name, clean(c.name)) for c in categories if category_visible(c, Rating.SFW)
@@ -118,7 +120,8 @@ class Catalog:
     def category(self, name: str) -> Category | None:
         """The category called ``name`` as the API spells it or as it is shown (clean)."""
         found = self._categories.get(name.strip().casefold())
-        return found if found is not None else self._categories.get(clean(name).casefold())
+        shown = clean(name).casefold()
+        return found if found is not None or not shown else self._categories.get(shown)
 
     def category_choices(self, query: str, max_rating: Rating) -> list[tuple[str, str]]:
         """Choices for a comma-separated categories option: completes the last name typed.

@@ -34,7 +34,7 @@ from .nekos.errors import (
 from .nekos.models import Artist, Image, Rating
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
-from .text import quote, safe_text, trim_markdown
+from .text import ELLIPSIS, quote, safe_text, trim_markdown
 from .views import (
     AnotherButton,
     CategoryPageButton,
@@ -89,9 +89,16 @@ class Reply:
 
 def notice(text: str) -> Reply:
     """A short, friendly, ephemeral message (quote untrusted parts with :func:`bot.text.quote`
-    or :func:`bot.text.safe_text`); cut to Discord's 2000 characters if a member's input made
-    it longer."""
-    return Reply(content=trim_markdown(text, CONTENT_LIMIT), ephemeral=True)
+    or :func:`bot.text.safe_text`). If a member's input made it longer than Discord's 2000
+    characters, whole lines are dropped from the end (a cut inside a line could split a quote)."""
+    if len(text) > CONTENT_LIMIT:
+        kept = ""
+        for line in text.split("\n"):
+            if len(kept) + len(line) + 2 > CONTENT_LIMIT:
+                break
+            kept += line + "\n"
+        text = kept + ELLIPSIS if kept else trim_markdown(text, CONTENT_LIMIT)
+    return Reply(content=text, ephemeral=True)
 
 
 def error_reply(exc: BaseException) -> Reply:

@@ -66,7 +66,7 @@ _INVISIBLE = (
 _UNSEEN = regex.compile(
     r"(?P<keep>(?<=[\p{Extended_Pictographic}\p{Emoji_Modifier}\uFE0F])\u200D"
     r"(?=\p{Extended_Pictographic})"
-    r"|(?<=[^\p{M}\p{C}\p{Default_Ignorable_Code_Point}\s])[\uFE0E\uFE0F])"
+    r"|(?<=[^\p{M}\s" + _INVISIBLE + r"])[\uFE0E\uFE0F])"
     r"|(?!\n)[" + _INVISIBLE + "]"
 )
 # Stacked combining marks ("Zalgo") spill over the lines around them: a few are real writing.
@@ -92,7 +92,9 @@ def clean(text: str | None, *, multiline: bool = False) -> str:
     if not text:
         return ""
     text = _LINE_BREAK.sub("\n" if multiline else " ", text.replace("\t", " "))
-    text = _UNSEEN.sub(lambda m: m.group("keep") or "", text)
+    # Until nothing changes: dropping a character can leave a joiner or selector it carried.
+    while (seen := _UNSEEN.sub(lambda m: m.group("keep") or "", text)) != text:
+        text = seen
     text = _MARK_STACK.sub(r"\1", text)
     text = _SPACES.sub(" ", text)
     if multiline:
@@ -160,13 +162,19 @@ def quote(text: str | None, limit: int) -> str:
 # --------------------------------------------------------------------------- the URL rule
 
 # Allowed as they are in a path, query or fragment: unreserved and sub-delimiter characters
-# (RFC 3986) minus those markdown reacts to (( ) * _ ~ are encoded), and "%" of an existing
+# (RFC 3986) minus those markdown reacts to (( ) * _ ~ are encoded, and @ so that no
+# "@everyone" shows even if a client does not take the text for a link), and "%" of an existing
 # escape. Everything else, non-ASCII included, is percent-encoded as UTF-8.
 _URL_KEEP = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!$&'+,;=:@/?%"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!$&'+,;=:/?%"
 )
 _BARE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_TOP_LEVEL = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+)
 _URL_UNSAFE = regex.compile(r"[\s" + _INVISIBLE + "]")
 
 
@@ -179,29 +187,33 @@ def _encode(part: str) -> str:
 
 
 def _ascii_host(host: str) -> str | None:
-    """The host in ASCII (IDNA for international names), or None if it is not a host name."""
+    """The host in ASCII (IDNA for international names), or None unless it is a dotted IPv4
+    address or a name with a top-level domain (what Discord turns into a link)."""
     if not host.isascii():
         try:
             host = idna.encode(host, uts46=True).decode("ascii")
         except (idna.IDNAError, UnicodeError):
             return None
     host = host.lower()
+    if _IPV4.fullmatch(host):
+        return host
     labels = host.split(".")
-    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+    if len(host) > 253 or len(labels) < 2 or not _TOP_LEVEL.fullmatch(labels[-1]):
         return None
-    return host
+    return host if all(_HOST_LABEL.fullmatch(label) for label in labels) else None
 
 
 def safe_url(url: str | None, *, limit: int = URL_LIMIT) -> str | None:
     """``url`` made safe to show and link on Discord, or ``None`` when it cannot be.
 
-    Accepted: ``http``/``https``, a host name or IPv4 address (international names in their
-    ``xn--`` form, which also shows look-alike letters for what they are), an optional port.
+    Accepted: ``http``/``https``, a host name with a top-level domain or a dotted IPv4 address
+    (international names in their ``xn--`` form, which also shows look-alike letters for what
+    they are), an optional port.
     Refused: any other scheme, whitespace or an invisible character anywhere (see :func:`clean`),
     a ``user@`` part (``https://discord.com@evil.example`` goes to evil.example), IPv6 literals
     (their brackets are markdown), and a result longer than ``limit``. The path, query and
-    fragment keep their meaning, but markdown characters (``< > ( ) [ ] ` * _ | ~``), quotes,
-    backslashes and non-ASCII are percent-encoded, so the URL cannot end a ``<link>`` or a
+    fragment keep their meaning, but markdown characters (``< > ( ) [ ] ` * _ | ~``), ``@``,
+    quotes, backslashes and non-ASCII are percent-encoded, so the URL cannot end a ``<link>`` or a
     masked link early, nor carry formatting.
     """
     if not isinstance(url, str):

@@ -51,10 +51,11 @@ _CODE_SPAN = re.compile(r"(`+)[\s\S]*?[^`]\1(?!`)")
 _EMPHASIS = re.compile(r"[*_~|`]")
 # A bold name at the start of a line: the category list's own formatting.
 _OWN_BOLD = re.compile(r"^\*\*[^*\n]*\*\*", re.MULTILINE)
-# A safe URL, spelled out independently: http(s), an ASCII host, no markdown, no non-ASCII.
+# A safe URL, spelled out independently: http(s), an ASCII host, no markdown, no "@", no
+# non-ASCII.
 _SAFE_URL = re.compile(
     r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]+)?"
-    r"(?:[/?#][!#$%&'+,\-./0-9:;=?@A-Za-z]*)?"
+    r"(?:[/?#][!#$%&'+,\-./0-9:;=?A-Za-z]*)?"
 )
 _ESCAPED = re.compile(r"\\([^0-9A-Za-z\s])")
 _ATTACHMENT = re.compile(r"attachment://[A-Za-z0-9.-]+")
@@ -62,7 +63,11 @@ _ATTACHMENT = re.compile(r"attachment://[A-Za-z0-9.-]+")
 
 def unescaped(text: str, *, code_spans: bool = True) -> str:
     """``text`` as Discord's parser sees its syntax: every escaped character, and (unless
-    ``code_spans`` is false) every inline code span, replaced by :data:`HIDDEN`."""
+    ``code_spans`` is false) every inline code span, replaced by :data:`HIDDEN`.
+
+    Read left to right as the parser does: a code span starts at an unescaped backtick and
+    ends at the matching one, whatever backslashes stand inside it.
+    """
     out: list[str] = []
     i = 0
     while i < len(text):
@@ -72,10 +77,14 @@ def unescaped(text: str, *, code_spans: bool = True) -> str:
             out.append(HIDDEN)
             i += 2
             continue
+        span = _CODE_SPAN.match(text, i) if code_spans and ch == "`" else None
+        if span is not None:
+            out.append(HIDDEN)
+            i = span.end()
+            continue
         out.append(ch)
         i += 1
-    view = "".join(out)
-    return _CODE_SPAN.sub(HIDDEN, view) if code_spans else view
+    return "".join(out)
 
 
 def shown(text: str) -> str:

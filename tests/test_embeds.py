@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from bot.embeds import (
     AboutInfo,
     about_embed,
     artist_embed,
+    attachment_name,
     category_list_embed,
     character_embed,
     embed_length,
@@ -621,3 +623,20 @@ def test_about_embed_reports_health() -> None:
 
 def test_rating_labels() -> None:
     assert [rating_label(r) for r in Rating] == ["Safe", "Questionable", "NSFW"]
+
+
+@pytest.mark.parametrize(
+    "image_id",
+    ["<@123>", "../../etc/passwd", "a b", "\u202egnp.exe", "x" * 300, "猫", "a_b*c"],
+)
+def test_attachment_names_carry_nothing_the_api_sent(image_id: str) -> None:
+    name = attachment_name(image_id, "png")
+    assert re.fullmatch(r"[0-9a-f]{32}\.png", name)
+    assert attachment_name(image_id, "png") == name  # the same image, the same file
+    embed = image_embed(make_image(id=image_id), image_url=f"attachment://{name}")
+    assert embed.image.url == f"attachment://{name}"
+
+
+def test_attachment_name_of_a_uuid_is_the_uuid() -> None:
+    image_id = "0b8c5a1e-1234-4abc-9def-000000000001"
+    assert attachment_name(image_id, "jpg") == f"{image_id}.jpg"

@@ -254,6 +254,7 @@ def test_quote_shows_member_input_in_a_code_span() -> None:
         ("https://ex.org/a)x", "https://ex.org/a%29x"),
         ("https://ex.org/~me/a_b*c|d`e<f", "https://ex.org/%7Eme/a%5Fb%2Ac%7Cd%60e%3Cf"),
         ("https://ex.org/100%", "https://ex.org/100%25"),
+        ("https://ex.org/@everyone", "https://ex.org/%40everyone"),
         ("https://ex.org/%41%5b", "https://ex.org/%41%5b"),
         ("https://café.example/猫", "https://xn--caf-dma.example/%E7%8C%AB"),
         ("http://127.0.0.1:8080/s/x.png?token=ab&expires=1", None),
@@ -274,6 +275,7 @@ def test_safe_url_percent_encodes_what_markdown_reads(url: str, expected: str | 
         "https://[::1]/", "https://a_b.example/", "https://a..example/", "https://-a.example/",
         "https://a.example:99999/", "https://a.example:port/", "https://<b>.example/",
         "https://a.example/" + "x" * 2100,
+        "http://0/@everyone", "http://localhost/", "http://256.1.1.1/", "https://ex.123/",
     ],
 )  # fmt: skip
 def test_safe_url_refuses_what_cannot_be_made_safe(url: str | None) -> None:
