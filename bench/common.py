@@ -32,6 +32,7 @@ import json
 import logging
 import math
 import statistics
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -42,9 +43,12 @@ from typing import Any, cast
 import aiohttp
 import psutil  # type: ignore[import-untyped]  # no stubs in the environment
 
+from bot.budget import RequestBudget, open_budget
 from bot.catalog import Catalog, CatalogSource
+from bot.config import settings_from_mapping
 from bot.gating import RefusalCounter
 from bot.nekos import NekosClient, NekosError, NotFound
+from bot.nekos.capabilities import V1_CAPABILITIES
 from bot.nekos.client import error_from_response
 from bot.nekos.models import (
     Artist,
@@ -110,6 +114,7 @@ __all__ = [
     "fmt_seconds",
     "load_catalog_lists",
     "open_stack",
+    "open_variant_budget",
     "pool_settings_from",
     "selected_variants",
     "summarize",
@@ -164,8 +169,9 @@ class Limits:
             f"pacer spacing {self.spacing:.3f}s"
         )
 
-    def pacer(self) -> Pacer:
-        return Pacer(interval=self.pacer_interval, margin=self.margin)
+    def pacer(self, budget: RequestBudget) -> Pacer:
+        """A pacer keeping this spacing, sharing ``budget`` as the bot's does."""
+        return budget.pacer(interval=self.pacer_interval, margin=self.margin)
 
 
 REAL_LIMITS = Limits()
@@ -181,6 +187,9 @@ class PlainGetClient:
     Errors are mapped with the adapter's :func:`error_from_response` so replies read the same.
     ``priority`` is accepted for interface compatibility and ignored: nothing is queued.
     """
+
+    capabilities = V1_CAPABILITIES
+    """It speaks v1, like the fake it is pointed at."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str) -> None:
         self._session = session
@@ -533,9 +542,17 @@ async def open_stack(
     pool_settings: PoolSettings | None = None,
     seed: int = 0,
 ) -> AsyncIterator[Stack]:
-    """Start a fake upstream and wire ``variant`` to it, as ``bot.core`` / ``bot.preview`` do."""
+    """Start a fake upstream and wire ``variant`` to it, as ``bot.core`` / ``bot.preview`` do.
+
+    The paced variants keep the request budget in a data folder of their own, as the bot does in
+    its own (each variant's fake is a fresh IP, so no variant shares another's budget).
+    """
     fake = FakeNekosAPI(generate_dataset(), rate_limit=limits.fake_rate_limit, seed=seed)
-    async with fake, aiohttp.ClientSession() as session:
+    async with (
+        fake,
+        aiohttp.ClientSession() as session,
+        open_variant_budget(fake) as budget,
+    ):
         lists = await load_catalog_lists(fake, session)
         catalog = build_catalog(lists)
         pacer: Pacer | None = None
@@ -544,7 +561,7 @@ async def open_stack(
         server: ImageServer
         lookup_layer: CachedLookups | PassThroughLookups
         if variant in (POOLED, NAIVE_PACED):
-            pacer = limits.pacer()
+            pacer = limits.pacer(budget)
             api = NekosClient(fake.base_url, session=session, pacer=pacer)
             if variant == POOLED:
                 # Wired exactly as the bot wires them (bot/serving/assembly.py).
@@ -582,6 +599,15 @@ async def open_stack(
             await server.stop()
             if lookups is not None:
                 await lookups.stop()
+
+
+@contextlib.asynccontextmanager
+async def open_variant_budget(fake: FakeNekosAPI) -> AsyncIterator[RequestBudget]:
+    """The request budget the bot would open against ``fake``, in a temporary data folder."""
+    with tempfile.TemporaryDirectory(prefix="bench-budget-") as folder:
+        settings = settings_from_mapping({"DATA_DIR": folder, "NEKOS_API_BASE_URL": fake.base_url})
+        async with open_budget(settings) as budget:
+            yield budget
 
 
 # ---------------------------------------------------------------------- commands and the clock

@@ -40,6 +40,7 @@ from bot.nekos.models import Image, Page, Rating, parse_image_data, parse_page
 from bot.nekos.pacing import Pacer, Priority
 from bot.replies import Replies, Reply
 from bot.serving import ImagePool, ImageRequest, PoolSettings
+from bot.serving.assembly import make_lookups
 from bot.serving.pool import ImageServer
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
@@ -155,12 +156,16 @@ async def material(
 
 
 def make_replies(server: ImageServer, lists: CatalogLists) -> Replies:
-    """Replies wired like the bot's; the client is never called (link delivery, known names)."""
+    """Replies wired like the bot's; the client is never called (link delivery, known names:
+    artists given by id are named from the loaded artist list, as in the bot)."""
+    api = NekosClient("http://127.0.0.1:9/api")
+    lookups = make_lookups(api)
+    lookups.prime(categories=lists.categories, artists=lists.artists, characters=lists.characters)
     return Replies(
         pool=server,
-        lookups=None,
+        lookups=lookups,
         catalog=build_catalog(lists),
-        api=NekosClient("http://127.0.0.1:9/api"),
+        api=api,
         refusals=RefusalCounter(),
         delivery="link",
     )

@@ -122,6 +122,7 @@ def project_settings(emu: DiscordEmulator, api: FakeNekosAPI, tmp: Path) -> dict
         "NEKOS_API_BASE_URL": api.base_url,
         "DATABASE_URL": f"sqlite:///{tmp / 'bot.db'}",
         "HEALTH_FILE": str(tmp / "heartbeat"),
+        "DATA_DIR": str(tmp),
         "LOG_LEVEL": "INFO",
     }
 

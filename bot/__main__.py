@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run|sync|check|preview|health]``.
+"""Command line: ``python -m bot [run|sync|check|preview|health|migrate-store]``.
 
 Every failure an operator can cause (a missing token, a bad setting, an unreachable API) ends in
 one clear line on stderr and a non-zero exit code, never a traceback.
@@ -13,9 +13,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from . import __version__
 from .config import ConfigError, Settings, load_settings
+from .database_url import parse_database_url
 from .logs import setup_logging
 
 log = logging.getLogger("bot")
@@ -37,8 +39,26 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="register slash commands with Discord if they changed")
     sync.add_argument("--guild", type=int, help="sync to one server only (instant, for testing)")
     sync.add_argument("--force", action="store_true", help="sync even if nothing changed")
+    sync.add_argument(
+        "--clear", action="store_true", help="with --guild: remove that server's copies instead"
+    )
     sub.add_parser("check", help="validate settings, the store and the Nekos API, then exit")
     sub.add_parser("health", help="exit 0 when the running bot is connected (Docker HEALTHCHECK)")
+    migrate = sub.add_parser(
+        "migrate-store",
+        help="copy every setting and the audit trail from one database to another",
+        description="Copy guild defaults, channel overrides and the whole audit trail (ids, "
+        "times and actors kept) from one settings database to another, in one transaction on "
+        "the target, then read them back and compare. Stop the bot first.",
+    )
+    migrate.add_argument("--from", dest="source", required=True, metavar="URL", help="copy from")
+    migrate.add_argument("--to", dest="target", required=True, metavar="URL", help="copy to")
+    migrate.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the target already holds first (by default a non-empty target is "
+        "refused and nothing is written)",
+    )
 
     preview = sub.add_parser(
         "preview", help="print the message a command would send, without Discord"
@@ -46,11 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "kind", choices=["random", "artist", "character", "image", "category", "stats"]
     )
-    preview.add_argument("--categories", default="", help="random: comma-separated categories")
+    preview.add_argument(
+        "--categories",
+        "--tags",
+        dest="categories",
+        default="",
+        help="random: comma-separated categories (v1) or tags (v4)",
+    )
     preview.add_argument("--count", type=int, default=1, help="random: number of images (1-10)")
-    preview.add_argument("--rating", choices=["sfw", "questionable", "nsfw"], help="narrow")
+    preview.add_argument(
+        "--rating", choices=["sfw", "questionable", "nsfw"], help="random: exactly this rating"
+    )
     preview.add_argument("--name", default="", help="artist / character: name to look up")
-    preview.add_argument("--id", default="", help="image: the image's UUID")
+    preview.add_argument("--id", default="", help="image: the image's id (v1 UUID, v4 number)")
     preview.add_argument("--search", default="", help="category: filter the list")
     preview.add_argument("--page", type=int, default=1, help="artist / category: page number")
     preview.add_argument(
@@ -68,8 +96,18 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> int:
     return code
 
 
-def _secrets(settings: Settings) -> list[str]:
-    return [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+def _secrets(settings: Settings, database_urls: Sequence[str]) -> list[str]:
+    secrets = [s.reveal() for s in (settings.discord_token, settings.nekos_api_token) if s]
+    for url in database_urls:
+        try:
+            secrets.extend(parse_database_url(url).secrets)
+        except ValueError:
+            continue  # refused with its own message later; nothing to mask in it
+    if settings.redis_url is not None:
+        password = urlsplit(settings.redis_url.reveal()).password
+        if password:
+            secrets.append(password)
+    return secrets
 
 
 async def _run_bot(settings: Settings) -> int:
@@ -99,7 +137,7 @@ async def _run_bot(settings: Settings) -> int:
     return 0
 
 
-async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
+async def _sync(settings: Settings, guild_id: int | None, force: bool, clear: bool) -> int:
     import discord
 
     from .core import NekosBot
@@ -111,10 +149,16 @@ async def _sync(settings: Settings, guild_id: int | None, force: bool) -> int:
             await bot.login(token.reveal())
         except discord.LoginFailure:
             raise ConfigError(DISCORD_TOKEN_REJECTED) from None
-        changed = await bot.sync_commands(guild_id=guild_id, force=force)
+        changed = await bot.sync_commands(guild_id=guild_id, force=force, clear=clear)
     finally:
         await bot.close()
-    print("synced" if changed else "unchanged: nothing to sync")
+    where = f"server {guild_id}" if guild_id is not None else "every server (global)"
+    if not changed:
+        print(f"unchanged: the commands of {where} are already up to date")
+    elif clear:
+        print(f"removed the command copies from {where}")
+    else:
+        print(f"synced the commands to {where}")
     return 0
 
 
@@ -154,6 +198,22 @@ async def _preview(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if not payload.get("flags") else 1
 
 
+async def _migrate_store(args: argparse.Namespace) -> int:
+    from .store import StoreError, StoreNotEmptyError
+    from .store.migrate import copy_store
+
+    try:
+        report = await copy_store(args.source, args.target, replace=args.replace)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except StoreNotEmptyError as exc:
+        return _fail(f"{exc}; nothing was copied. Pass --replace to overwrite it", 1)
+    except StoreError as exc:
+        return _fail(f"{exc}; nothing was copied", 1)
+    print(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
@@ -171,16 +231,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(reason)
         return 0 if ok else 1
 
+    database_urls = [settings.database_url]
+    if command == "migrate-store":
+        database_urls += [args.source, args.target]
     setup_logging(
-        settings.log_level if command in ("run", "sync") else "WARNING", _secrets(settings)
+        settings.log_level if command in ("run", "sync") else "WARNING",
+        _secrets(settings, database_urls),
     )
     try:
         if command == "run":
             return asyncio.run(_run_bot(settings))
         if command == "sync":
-            return asyncio.run(_sync(settings, args.guild, args.force))
+            if args.clear and args.guild is None:
+                return _fail("--clear needs --guild ID: global commands are removed per server")
+            return asyncio.run(_sync(settings, args.guild, args.force, args.clear))
         if command == "check":
             return asyncio.run(_check(settings))
+        if command == "migrate-store":
+            return asyncio.run(_migrate_store(args))
         return asyncio.run(_preview(settings, args))
     except ConfigError as exc:
         return _fail(str(exc))
@@ -188,6 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"network error ({type(exc).__name__}): check the connection and try again", 1)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from .store import StoreError  # imported late: `health` never loads the store
+
+        if isinstance(exc, StoreError):  # messages name the database, never its password
+            return _fail(f"settings store: {exc}", 1)
+        # Through logging, so the traceback is masked like every other record.
+        log.exception("Unexpected failure in 'python -m bot %s'", command)
+        return _fail("unexpected failure (details above); please report it", 1)
 
 
 if __name__ == "__main__":

@@ -87,12 +87,24 @@ class NameIndex(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, name: str) -> T | None:
-        """The value of the first entry whose name equals ``name`` case-insensitively."""
-        key = _fold(name)
+    def best(self, query: str) -> tuple[str, T, bool] | None:
+        """The entry a member most likely means by ``query``: ``(name, value, exact)``.
+
+        An exact (case- and width-insensitive) name first; else what autocomplete would offer
+        first (a name starting with, then containing, the query); else the closest spelling.
+        """
+        key = _fold(query)
+        if not key:
+            return None
         for entry in self._entries:
             if entry.key == key:
-                return entry.value
+                return entry.name, entry.value, True
+        offered = self.match(query, limit=1)
+        if offered:
+            return offered[0][0], offered[0][1], False
+        for close in difflib.get_close_matches(key, [e.key for e in self._entries], n=1):
+            entry = next(e for e in self._entries if e.key == close)
+            return entry.name, entry.value, False
         return None
 
     def match(self, query: str, limit: int = CHOICE_LIMIT) -> list[tuple[str, T]]:

@@ -5,6 +5,7 @@ This is the only module that reads ``os.environ``. Everything else receives a :c
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -16,22 +17,30 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from .database_url import parse_database_url
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_NEKOS_API_BASE_URL",
     "SETTING_NAMES",
     "ConfigError",
+    "NekosApiVersion",
     "Secret",
     "Settings",
+    "api_version_for",
     "load_settings",
 ]
 
-DEFAULT_NEKOS_API_BASE_URL = "https://v1.nekosapi.com/api"
+DEFAULT_NEKOS_API_BASE_URL = "https://api.nekosapi.com/v4"
 DEFAULT_DATABASE_URL = "sqlite:///data/nekos-bot.db"
 SETTING_NAMES = (
     "DISCORD_TOKEN",
     "NEKOS_API_TOKEN",
     "NEKOS_API_BASE_URL",
+    "NEKOS_API_VERSION",
+    "NEKOS_API_RATE",
+    "NEKOS_V4_ALLOW_ABOVE_SFW",
+    "NEKOS_V4_DENY_TAGS",
     "DISCORD_API_BASE_URL",
     "DATABASE_URL",
     "LOG_LEVEL",
@@ -43,6 +52,10 @@ SETTING_NAMES = (
     "COOLDOWN_USES",
     "COOLDOWN_SECONDS",
     "HEALTH_FILE",
+    "DATA_DIR",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "NEKOS_API_SOURCE_ADDRESS",
 )
 """Every variable the bot reads (tools that start it use this to keep their own out)."""
 
@@ -82,6 +95,7 @@ class Secret:
 
 
 ImageDelivery = Literal["link", "attach"]
+NekosApiVersion = Literal["v1", "v4"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +104,17 @@ class Settings:
 
     discord_token: Secret | None = None
     nekos_api_base_url: str = DEFAULT_NEKOS_API_BASE_URL
+    nekos_api_version: NekosApiVersion = "v4"
+    """Resolved: ``NEKOS_API_VERSION`` if set, else what the base URL's path says."""
+    nekos_api_rate: float = 1.0
+    """Requests per second the bot allows itself (both versions)."""
     nekos_api_token: Secret | None = None
-    database_url: str = DEFAULT_DATABASE_URL
+    v4_allow_above_sfw: bool = False
+    """Show v4 images above sfw at all (v4 has no ages, so minors can't be ruled out by data)."""
+    v4_deny_tags: frozenset[str] = frozenset()
+    """Tags added to the shipped youth deny-list: never shown above sfw."""
+    # Not in repr: a postgresql:// URL may carry a password.
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
     discord_api_base_url: str | None = None
     log_level: str = "INFO"
     image_delivery: ImageDelivery = "link"
@@ -102,6 +125,18 @@ class Settings:
     cooldown_uses: int = 5
     cooldown_seconds: float = 10.0
     health_file: Path | None = field(default=Path("data/heartbeat"))
+    data_dir: Path = field(default=Path("data"))
+    """Where the bot keeps its working files: the shared request budget, the command-sync state."""
+    redis_url: Secret | None = None
+    """Redis shared by every process (the request budget); ``None``: the data folder only."""
+    redis_key_prefix: str = "nekos:"
+    source_address: str | None = None
+    """Local IP address the API connections leave from; also names the request budget."""
+
+    @property
+    def nekos_api_interval(self) -> float:
+        """Seconds between API request starts (the pacer adds its safety margin)."""
+        return 1.0 / self.nekos_api_rate
 
     def require_discord_token(self) -> Secret:
         """The Discord token, or a ConfigError saying how to provide it."""
@@ -120,6 +155,11 @@ def _url(name: str, value: str) -> str:
     return value.rstrip("/")
 
 
+def api_version_for(base_url: str) -> NekosApiVersion:
+    """The version a base URL names: a path ending in ``/v4`` is v4, anything else v1."""
+    return "v4" if urlsplit(base_url).path.rstrip("/").lower().endswith("/v4") else "v1"
+
+
 def _number(name: str, value: str, *, minimum: float) -> float:
     try:
         number = float(value)
@@ -131,6 +171,15 @@ def _number(name: str, value: str, *, minimum: float) -> float:
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum:g}")
     return number
+
+
+def _boolean(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _integer(name: str, value: str, *, minimum: int) -> int:
@@ -169,13 +218,34 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         if not _NEKOS_TOKEN_RE.match(api_token):
             raise ConfigError("NEKOS_API_TOKEN is malformed: it must be 100 letters and digits")
         kwargs["nekos_api_token"] = Secret(api_token)
+    base_url = DEFAULT_NEKOS_API_BASE_URL
     if (value := get("NEKOS_API_BASE_URL")) is not None:
-        kwargs["nekos_api_base_url"] = _url("NEKOS_API_BASE_URL", value)
+        base_url = kwargs["nekos_api_base_url"] = _url("NEKOS_API_BASE_URL", value)
+    kwargs["nekos_api_version"] = api_version_for(base_url)
+    if (value := get("NEKOS_API_VERSION")) is not None:
+        version = value.lower()
+        if version not in ("v1", "v4"):
+            raise ConfigError("NEKOS_API_VERSION must be v1 or v4 (or unset to follow the URL)")
+        kwargs["nekos_api_version"] = version
+    if (value := get("NEKOS_API_RATE")) is not None:
+        rate = _number("NEKOS_API_RATE", value, minimum=0)
+        if rate <= 0:
+            raise ConfigError("NEKOS_API_RATE must be more than 0 requests per second")
+        kwargs["nekos_api_rate"] = rate
+    if (value := get("NEKOS_V4_ALLOW_ABOVE_SFW")) is not None:
+        kwargs["v4_allow_above_sfw"] = _boolean("NEKOS_V4_ALLOW_ABOVE_SFW", value)
+    if (value := get("NEKOS_V4_DENY_TAGS")) is not None:
+        tags = frozenset(t.strip().lower() for t in value.split(",") if t.strip())
+        if any(len(t) > 100 for t in tags):
+            raise ConfigError("NEKOS_V4_DENY_TAGS: each tag must be at most 100 characters")
+        kwargs["v4_deny_tags"] = tags
     if (value := get("DISCORD_API_BASE_URL")) is not None:
         kwargs["discord_api_base_url"] = _url("DISCORD_API_BASE_URL", value)
     if (value := get("DATABASE_URL")) is not None:
-        if "://" not in value:
-            raise ConfigError("DATABASE_URL must look like sqlite:///data/nekos-bot.db")
+        try:
+            parse_database_url(value)
+        except ValueError as exc:
+            raise ConfigError(f"DATABASE_URL is not usable: {exc}") from None
         kwargs["database_url"] = value
     if (value := get("LOG_LEVEL")) is not None:
         level = value.upper()
@@ -199,6 +269,22 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         kwargs["cooldown_uses"] = _integer("COOLDOWN_USES", value, minimum=1)
     if (value := get("COOLDOWN_SECONDS")) is not None:
         kwargs["cooldown_seconds"] = _number("COOLDOWN_SECONDS", value, minimum=0)
+    if (value := get("DATA_DIR")) is not None:
+        kwargs["data_dir"] = Path(value)
+    if (value := get("REDIS_URL")) is not None:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("REDIS_URL must look like redis://host:6379/0")
+        # The URL may carry a password: kept secret like the tokens.
+        kwargs["redis_url"] = Secret(value)
+    if (value := get("REDIS_KEY_PREFIX")) is not None:
+        kwargs["redis_key_prefix"] = value
+    if (value := get("NEKOS_API_SOURCE_ADDRESS")) is not None:
+        try:
+            kwargs["source_address"] = str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ConfigError(
+                "NEKOS_API_SOURCE_ADDRESS must be an IP address of this host, e.g. 192.0.2.10"
+            ) from None
     if "HEALTH_FILE" in env:
         value = get("HEALTH_FILE")
         kwargs["health_file"] = Path(value) if value else None

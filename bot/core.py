@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
 
 import aiohttp
 import discord
@@ -13,18 +12,20 @@ import yarl
 from discord.ext import commands
 
 from . import __version__
+from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
 from .config import ConfigError, Settings
 from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
-from .nekos import NekosClient, NekosError, Unauthorized
+from .nekos import NekosApi, NekosError, Unauthorized
+from .nekos.capabilities import CAPABILITIES
 from .nekos.models import Rating
 from .replies import Replies
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
-from .serving.assembly import make_lookups, make_pool
-from .store import SettingsStore, open_store
+from .serving.assembly import content_policy, make_api, make_lookups, make_pool
+from .store import SettingsStore, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
 
@@ -48,7 +49,7 @@ class NekosBot(commands.AutoShardedBot):
     """The Nekos API bot. ``background=False`` (for ``sync``) starts no background tasks."""
 
     store: SettingsStore
-    nekos: NekosClient
+    nekos: NekosApi
     pool: ImagePool
     lookups: CachedLookups
     catalog: Catalog
@@ -57,6 +58,11 @@ class NekosBot(commands.AutoShardedBot):
     button_handler: ButtonHandler | None
 
     def __init__(self, settings: Settings, *, background: bool = True) -> None:
+        # The bot never joins voice: discord.py's start-up warnings about voice libraries are
+        # noise to an operator (these class flags are discord.py's own switch for them).
+        for flag in ("warn_nacl", "warn_dave"):
+            if hasattr(discord.VoiceClient, flag):
+                setattr(discord.VoiceClient, flag, False)
         intents = discord.Intents.none()
         intents.guilds = True  # channels, threads and their age-restricted flags; not privileged
         super().__init__(
@@ -70,29 +76,29 @@ class NekosBot(commands.AutoShardedBot):
         )
         point_at_discord(settings.discord_api_base_url)
         self.settings = settings
+        self.capabilities = CAPABILITIES[settings.nekos_api_version]
+        """What the configured API version can do (which commands exist)."""
         self.background = background
         self.started_at = time.monotonic()
         self.refusals = RefusalCounter()
         self.button_handler = None
         self.api_version: str | None = None
+        self._store_failing = False
         self._http_session: aiohttp.ClientSession | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._data_dir = Path(
-            settings.health_file.parent if settings.health_file is not None else "data"
-        )
+        self._warm: asyncio.Task[None] | None = None
+        self._data_dir = settings.data_dir
+        self.budget: RequestBudget | None = None
+        """The request budget shared with the other processes (set in ``setup_hook``)."""
 
     # ------------------------------------------------------------------ start-up
 
     async def setup_hook(self) -> None:
         settings = self.settings
-        self._http_session = aiohttp.ClientSession()
-        token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-        self.nekos = NekosClient(
-            settings.nekos_api_base_url,
-            token,
-            session=self._http_session,
-            timeout=settings.api_timeout,
-        )
+        # One request budget shared with every other process of the project on this address.
+        self.budget = open_budget(settings)
+        self._http_session = self.budget.session()
+        self.nekos = make_api(settings, session=self._http_session, budget=self.budget)
         try:
             await self.nekos.start()
         except Unauthorized as exc:
@@ -105,6 +111,18 @@ class NekosBot(commands.AutoShardedBot):
         self.store = open_store(settings.database_url)
         await self.store.open()
 
+        self.policy = content_policy(settings)
+        self.lookups = make_lookups(self.nekos)
+        lookups = self.lookups
+        self.catalog = Catalog(
+            CatalogSource(
+                categories=lambda: lookups.category_list(background=True),
+                artists=lambda: lookups.artist_list(background=True),
+                characters=lambda: lookups.character_list(background=True),
+            ),
+            uses_tags=self.nekos.capabilities.has_tags,
+            policy=self.policy,
+        )
         max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
         self.pool = make_pool(
             self.nekos,
@@ -114,15 +132,8 @@ class NekosBot(commands.AutoShardedBot):
                 max_attempts=settings.rare_request_attempts,
                 upstream_expiry=max_expiry if settings.image_delivery == "link" else None,
             ),
-        )
-        self.lookups = make_lookups(self.nekos)
-        lookups = self.lookups
-        self.catalog = Catalog(
-            CatalogSource(
-                categories=lambda: lookups.category_list(background=True),
-                artists=lambda: lookups.artist_list(background=True),
-                characters=lambda: lookups.character_list(background=True),
-            )
+            policy=self.policy,
+            observe=self.catalog.note_images,
         )
         self.cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
         self.replies = Replies(
@@ -134,6 +145,7 @@ class NekosBot(commands.AutoShardedBot):
             delivery=settings.image_delivery,
             about=self.about_info,
             api_version=self.fetch_api_version,
+            policy=self.policy,
         )
         if settings.discord_api_base_url:
             await self._follow_gateway()
@@ -145,7 +157,16 @@ class NekosBot(commands.AutoShardedBot):
             await self.sync_commands()
             self.catalog.start()
             self.pool.start()
+            if self.catalog.uses_tags:
+                # Tags are learned from images: one batch now stocks the pool and the tag list.
+                self._warm = asyncio.create_task(self._warm_pool(), name="warm-pool")
             self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+
+    async def _warm_pool(self) -> None:
+        try:
+            await self.pool.warm()
+        except Exception:  # the bot runs without it; the pool fetches on demand
+            log.exception("Could not stock the image pool at start-up")
 
     async def _follow_gateway(self) -> None:
         # After an invalid session discord.py reconnects to its built-in gateway address, not
@@ -153,8 +174,20 @@ class NekosBot(commands.AutoShardedBot):
         _shards, url, _limits = await self.http.get_bot_gateway()
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
-    async def sync_commands(self, *, guild_id: int | None = None, force: bool = False) -> bool:
-        """Register the slash commands with Discord if they changed since the last sync."""
+    async def sync_commands(
+        self, *, guild_id: int | None = None, force: bool = False, clear: bool = False
+    ) -> bool:
+        """Register the slash commands with Discord if they changed since the last sync.
+
+        With ``guild_id``, the global commands are copied to that server (they appear there at
+        once, beside the global ones), or with ``clear`` the server's copies are removed.
+        """
+        if guild_id is not None:
+            guild = discord.Object(id=guild_id)
+            if clear:
+                self.tree.clear_commands(guild=guild)
+            else:
+                self.tree.copy_global_to(guild=guild)
         state = CommandSyncState(self._data_dir / "command-sync.json")
         return await sync_if_changed(
             self.tree, state, application_id=self.application_id, guild_id=guild_id, force=force
@@ -179,15 +212,59 @@ class NekosBot(commands.AutoShardedBot):
 
     # ------------------------------------------------------------------ helpers for cogs
 
+    @staticmethod
+    def admins_decide(interaction: discord.Interaction) -> bool:
+        """Whether this server's admins decide what the channel shows (a server the bot is in);
+        elsewhere (DMs, group chats, servers reached by a user install) it is always sfw."""
+        ctx = context_from_interaction(interaction)
+        return ctx.guild_id is not None and ctx.bot_in_guild
+
     async def channel_max(self, interaction: discord.Interaction) -> Rating:
         """The highest rating this interaction's channel allows right now."""
         ctx = context_from_interaction(interaction)
         settings = (
-            await self.store.get_guild_settings(ctx.guild_id)
+            await self._guild_settings(ctx.guild_id)
             if ctx.guild_id is not None and ctx.bot_in_guild
             else GuildSettings()
         )
-        return allowed_max(ctx, settings)
+        return self.replies.cap(allowed_max(ctx, settings))
+
+    @property
+    def content_caveat(self) -> str | None:
+        """What admins must know about the API's limits on content, or ``None``."""
+        if self.capabilities.has_characters:
+            return None
+        if self.replies.ceiling is Rating.SFW:
+            return (
+                "This bot uses the Nekos API v4, which has no characters' ages, so it can't rule "
+                "out minors: it shows only **sfw** images everywhere, whatever these settings "
+                "say, until its operator opts in (`NEKOS_V4_ALLOW_ABOVE_SFW`)."
+            )
+        return (
+            "This bot uses the Nekos API v4, which has no characters' ages: above sfw, its "
+            "operator chose to show images anyway, except any tagged with a youth-describing "
+            "tag (a heuristic, not a guarantee)."
+        )
+
+    async def _guild_settings(self, guild_id: int) -> GuildSettings:
+        """The guild's settings; none (so sfw everywhere) while the store cannot be read.
+
+        The one place gating fails closed: a member's command still works, showing sfw only.
+        Logged once when the store fails and once when it answers again, not per command.
+        """
+        try:
+            settings = await self.store.get_guild_settings(guild_id)
+        except StoreError as exc:
+            if not self._store_failing:
+                self._store_failing = True
+                log.error(
+                    "Settings store failing (%s); every channel is sfw-only until it is back", exc
+                )
+            return GuildSettings()
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("Settings store answering again; channel settings apply again")
+        return settings
 
     async def fetch_api_version(self) -> str | None:
         if self.api_version is None:
@@ -208,12 +285,15 @@ class NekosBot(commands.AutoShardedBot):
             queue_length=health.queue_length,
             estimated_wait=health.estimated_wait,
             last_error=health.last_error,
+            last_error_at=health.last_error_at,
+            blocked_until=health.blocked_until,
             requests_sent=health.requests_sent,
             minor_safety_refusals=self.refusals.minor_safety,
             pooled_images=pool.pool_size,
             random_requests=pool.requests,
             served_from_stock=pool.pool_hits,
             busy_answers=self.lookups.metrics().shed,
+            request_budget=describe_budget(self.nekos.pacer.state()),
         )
 
     # ------------------------------------------------------------------ events
@@ -232,6 +312,9 @@ class NekosBot(commands.AutoShardedBot):
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        if self._warm is not None:
+            self._warm.cancel()
+            await asyncio.gather(self._warm, return_exceptions=True)
         if self._heartbeat is not None:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
@@ -245,5 +328,7 @@ class NekosBot(commands.AutoShardedBot):
             await self.nekos.close()
         if self._http_session is not None:
             await self._http_session.close()
+        if self.budget is not None:
+            await self.budget.close()
         if hasattr(self, "store"):
             await self.store.close()

@@ -10,10 +10,12 @@ image or a ``<link>`` in text. Send every message with :data:`ALLOWED_MENTIONS`.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import discord
 
@@ -43,6 +45,7 @@ __all__ = [
     "TOTAL_LIMIT",
     "AboutInfo",
     "about_embed",
+    "api_health",
     "artist_embed",
     "attachment_name",
     "category_list_embed",
@@ -56,6 +59,7 @@ __all__ = [
     "parse_colour",
     "rating_label",
     "stats_embed",
+    "tag_list_embed",
 ]
 
 # Discord's limits (see shared/discord-rules.md, "Messages, embeds and components").
@@ -83,6 +87,17 @@ LISTED_NAME_LIMIT = 100
 CATEGORY_LINE_DESCRIPTION_LIMIT = 200
 
 _RATING_LABELS = {Rating.SFW: "Safe", Rating.QUESTIONABLE: "Questionable", Rating.NSFW: "NSFW"}
+# The API's own labels, least restrictive first: v1's three, then v4's four.
+_API_RATINGS = {
+    "sfw": "Safe",
+    "questionable": "Questionable",
+    "nsfw": "NSFW",
+    "safe": "Safe",
+    "suggestive": "Suggestive",
+    "borderline": "Borderline",
+    "explicit": "Explicit",
+}
+_API_RATING_ORDER = {"sfw": 0, "safe": 0, "questionable": 1, "suggestive": 1}
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ATTACHMENT_URL = re.compile(r"attachment://[A-Za-z0-9._-]{1,200}")
 _SEPARATOR = " · "
@@ -127,16 +142,30 @@ def _image_url(url: str | None) -> str | None:
     return http_url(url)
 
 
+def _host(url: str | None) -> str | None:
+    """The host of a source link, as a title when the API names no source (v4)."""
+    link = http_url(url)
+    if link is None:
+        return None
+    host = urlsplit(link).hostname
+    return host.removeprefix("www.") if host else None
+
+
 def rating_label(rating: Rating) -> str:
     """Human label for a rating: ``Safe``, ``Questionable`` or ``NSFW``."""
     return _RATING_LABELS[rating]
 
 
 def _rating_label_for_key(key: str) -> str:
-    try:
-        return rating_label(Rating.from_label(key))
-    except ValueError:
-        return safe_text(key, 40) or "?"
+    """The API's rating label as members read it (v1's three, v4's four)."""
+    return _API_RATINGS.get(key.strip().lower()) or safe_text(key, 40) or "?"
+
+
+def _image_rating_label(image: Image) -> str:
+    """The label the API gave (v4: Suggestive, Borderline…), else the bot's level."""
+    if image.api_rating in _API_RATINGS:
+        return _API_RATINGS[image.api_rating]
+    return rating_label(image.rating)
 
 
 def _count(n: int) -> str:
@@ -188,11 +217,13 @@ def _dimensions(image: Image) -> str | None:
 
 
 def _artist_credit(artist: Artist | None) -> tuple[str, str | None] | None:
+    """The author line: the artist's name and link. None when there is no name to credit
+    (the API has no artist, or gave only an id that could not be named)."""
     if artist is None:
         return None
     name = plain_text(artist.name, AUTHOR_LIMIT - len("Artist: "))
     if not name:
-        return "Unknown artist", http_url(artist.url)
+        return None
     return f"Artist: {name}", http_url(artist.url)
 
 
@@ -204,7 +235,7 @@ def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
 
     ``image_url`` overrides the picture, e.g. ``attachment://name.png`` when the file is attached.
     """
-    title = safe_text(image.source.name, TITLE_LIMIT) or "Untitled"
+    title = safe_text(image.source.name or _host(image.source.url), TITLE_LIMIT) or "Untitled"
     embed = discord.Embed(
         title=title,
         url=http_url(image.source.url),
@@ -216,8 +247,9 @@ def image_embed(image: Image, *, image_url: str | None = None) -> discord.Embed:
         embed.set_author(name=credit[0], url=credit[1])
     _add_field(embed, "Characters", _listing(c.name for c in image.characters))
     _add_field(embed, "Categories", _listing(c.name for c in image.categories))
+    _add_field(embed, "Tags", _listing(image.tags))
     embed.set_footer(
-        text=_footer((rating_label(image.rating), _dimensions(image), plain_text(image.id, 100)))
+        text=_footer((_image_rating_label(image), _dimensions(image), plain_text(image.id, 100)))
     )
     picture = _image_url(image_url) or http_url(image.url)
     if picture is not None:
@@ -331,6 +363,24 @@ def category_list_embed(categories: Sequence[Category], page: int, pages: int) -
     return embed
 
 
+def tag_list_embed(tags: Sequence[tuple[str, int]], page: int, pages: int) -> discord.Embed:
+    """One page of tags seen so far (v4 has no list of its own), each with how many images of
+    those the bot fetched carried it; ``page`` is 1-based."""
+    pages = max(1, pages)
+    page = min(max(1, page), pages)
+    lines = [f"**{safe_text(tag, 100) or '?'}** ({plural(n, 'image')})" for tag, n in tags]
+    embed = discord.Embed(
+        title="Tags",
+        description=trim_markdown("\n".join(lines), DESCRIPTION_LIMIT) or "No tags on this page.",
+        colour=BRAND_COLOUR,
+    )
+    embed.set_footer(
+        text=f"Page {page} of {pages} · tags seen on the images fetched so far; "
+        "use them in /neko random"
+    )
+    return embed
+
+
 def stats_embed(stats: Stats, api_version: str | None) -> discord.Embed:
     """The API's totals and the share of each rating."""
     embed = discord.Embed(title="Nekos API statistics", colour=BRAND_COLOUR)
@@ -354,11 +404,14 @@ def stats_embed(stats: Stats, api_version: str | None) -> discord.Embed:
     return embed
 
 
-def _rating_order(key: str) -> tuple[int, str]:
-    try:
-        return int(Rating.from_label(key)), key
-    except ValueError:
-        return len(Rating), key
+def _rating_order(key: str) -> tuple[int, int, str]:
+    label = key.strip().lower()
+    known = list(_API_RATINGS)
+    return (
+        _API_RATING_ORDER.get(label, 2),
+        known.index(label) if label in known else len(known),
+        key,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,10 +434,34 @@ class AboutInfo:
     """``/neko random`` requests answered from the pool without waiting for the API."""
     busy_answers: int = 0
     """Lookups answered "busy, try again" instead of queueing."""
+    last_error_at: dt.datetime | None = None
+    blocked_until: dt.datetime | None = None
+    """While the API (or the bot's own strike guard) has paused requests."""
+    now: dt.datetime | None = None
+    """The time of this report (for "recently"); defaults to the current time."""
+    request_budget: str | None = None
+    """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
 
 
-def about_embed(info: AboutInfo) -> discord.Embed:
-    """The bot's health: versions, uptime, servers, queue, API usage, safety refusals."""
+RECENT_ERROR = dt.timedelta(minutes=5)
+"""An API error this recent makes ``/neko about`` say the connection is having trouble."""
+
+
+def api_health(info: AboutInfo) -> str:
+    """The API connection's health in our own words (the API's error text is not shown)."""
+    now = info.now or dt.datetime.now(dt.UTC)
+    if info.blocked_until is not None and info.blocked_until > now:
+        return f"paused until {discord.utils.format_dt(info.blocked_until, 't')}"
+    if info.last_error_at is not None and now - info.last_error_at < RECENT_ERROR:
+        return f"having trouble (last error {discord.utils.format_dt(info.last_error_at, 'R')})"
+    return "working"
+
+
+def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
+    """The bot's health: versions, uptime, servers, queue, API usage, safety refusals.
+
+    ``details`` adds the API's last error message (escaped): for server managers only.
+    """
     embed = discord.Embed(title="About this bot", colour=BRAND_COLOUR)
     _add_field(embed, "Version", plain_text(info.bot_version, 100) or "unknown")
     _add_field(embed, "API version", plain_text(info.api_version, 100) or "unknown")
@@ -394,6 +471,7 @@ def about_embed(info: AboutInfo) -> discord.Embed:
     if info.estimated_wait is not None and info.queue_length > 0:
         queue += f", about {format_duration(info.estimated_wait)} wait"
     _add_field(embed, "Queue", queue)
+    _add_field(embed, "API connection", api_health(info))
     _add_field(embed, "API requests sent", _count(info.requests_sent))
     if info.pooled_images is not None:
         pool = plural(info.pooled_images, "image")
@@ -402,13 +480,16 @@ def about_embed(info: AboutInfo) -> discord.Embed:
             pool += f", {share:.0f}% of random requests answered from it"
         _add_field(embed, "Image pool", pool)
     _add_field(embed, "Busy answers", _count(info.busy_answers))
+    if info.request_budget:
+        _add_field(embed, "Request budget", safe_text(info.request_budget, FIELD_VALUE_LIMIT))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
-    _add_field(
-        embed,
-        "Last API error",
-        safe_text(info.last_error, FIELD_VALUE_LIMIT) or "none",
-        inline=False,
-    )
+    if details:
+        _add_field(
+            embed,
+            "Last API error (only you can see this)",
+            safe_text(info.last_error, FIELD_VALUE_LIMIT) or "none",
+            inline=False,
+        )
     return embed
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -22,8 +22,13 @@ from bot.nekos.models import Category, Character, Image, Rating
 
 __all__ = [
     "ADULT_AGE",
+    "DEFAULT_POLICY",
+    "EXPLICIT_TAGS",
+    "SUGGESTIVE_TAGS",
+    "YOUTH_TAGS",
     "ChannelContext",
     "ChannelKind",
+    "ContentPolicy",
     "Decision",
     "GuildSettings",
     "RefusalCounter",
@@ -31,9 +36,10 @@ __all__ = [
     "allowed_max",
     "category_visible",
     "effective_max",
-    "filter_images",
+    "effective_rating",
     "is_known_minor",
     "may_show",
+    "tag_visible",
     "violates_minor_safety",
 ]
 
@@ -154,12 +160,126 @@ def is_known_minor(character: Character) -> bool:
     return any(age < ADULT_AGE for age in character.ages)
 
 
-def violates_minor_safety(image: Image) -> bool:
-    """``True`` for an image rated above ``sfw`` that features a known minor (see
-    :func:`is_known_minor`). Such an image is refused everywhere, whatever the settings say.
+EXPLICIT_TAGS: frozenset[str] = frozenset(
+    {
+        "nude",
+        "nudity",
+        "naked",
+        "topless",
+        "bottomless",
+        "nipples",
+        "areolae",
+        "sex",
+        "hentai",
+        "explicit",
+        "penis",
+        "pussy",
+        "vagina",
+        "genitals",
+        "pubic hair",
+        "cum",
+        "anal",
+        "oral",
+        "fellatio",
+        "masturbation",
+        "erection",
+        "bondage",
+    }
+)
+"""Tags that mark an image as explicit whatever rating the API's classifier gave it (v4's ratings
+come from a classifier that errs): such an image counts as nsfw, and an sfw request asks the API
+to leave them out (``without_tags``)."""
+
+SUGGESTIVE_TAGS: frozenset[str] = frozenset(
+    {"lingerie", "underwear", "panties", "bra", "see-through", "lewd", "ecchi"}
+)
+"""Tags that make an image at least questionable whatever its rating; left out of sfw requests."""
+
+YOUTH_TAGS: frozenset[str] = frozenset(
+    {
+        "loli",
+        "lolicon",
+        "shota",
+        "shotacon",
+        "child",
+        "children",
+        "kid",
+        "kids",
+        "toddler",
+        "baby",
+        "young",
+        "younger",
+        "underage",
+        "minor",
+        "elementary school",
+        "middle school",
+        "schoolgirl",
+        "schoolboy",
+        "school uniform",
+        "randoseru",
+        "petite",
+        "flat chest",
+        "aged down",
+    }
+)
+"""Youth-describing tags: an image carrying one is never shown above sfw, whatever the settings
+(operators add their own with ``NEKOS_V4_DENY_TAGS``). A heuristic where an API has no ages."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    """The operator's part of the content rules, beside each channel's settings.
+
+    ``unverified_above_sfw``: show images whose characters' ages the API cannot tell (v4) above
+    sfw at all (``NEKOS_V4_ALLOW_ABOVE_SFW``; off by default). The tag lists: see
+    :data:`YOUTH_TAGS`, :data:`EXPLICIT_TAGS` and :data:`SUGGESTIVE_TAGS`.
     """
-    if image.rating <= Rating.SFW:
+
+    unverified_above_sfw: bool = False
+    youth_tags: frozenset[str] = YOUTH_TAGS
+    explicit_tags: frozenset[str] = EXPLICIT_TAGS
+    suggestive_tags: frozenset[str] = SUGGESTIVE_TAGS
+
+    @property
+    def not_sfw_tags(self) -> frozenset[str]:
+        """Every tag an sfw request asks the API to leave out."""
+        return self.explicit_tags | self.suggestive_tags
+
+    def ceiling(self, ages_known: bool) -> Rating:
+        """The highest rating any channel may show from an API that does (not) know ages."""
+        return Rating.NSFW if ages_known or self.unverified_above_sfw else Rating.SFW
+
+
+DEFAULT_POLICY = ContentPolicy()
+
+
+def effective_rating(image: Image, policy: ContentPolicy = DEFAULT_POLICY) -> Rating:
+    """The image's rating, raised to nsfw by an explicit tag, to questionable by a suggestive."""
+    rating = image.rating
+    if rating is Rating.NSFW:
+        return rating
+    names = image.category_names
+    if not names:
+        return rating
+    if not policy.explicit_tags.isdisjoint(names):
+        return Rating.NSFW
+    if rating is Rating.SFW and not policy.suggestive_tags.isdisjoint(names):
+        return Rating.QUESTIONABLE
+    return rating
+
+
+def violates_minor_safety(image: Image, policy: ContentPolicy = DEFAULT_POLICY) -> bool:
+    """``True`` for an image rated above ``sfw`` (see :func:`effective_rating`) that features a
+    known minor (see :func:`is_known_minor`), carries a youth-describing tag, or comes from an
+    API that cannot tell ages while the operator has not opted in. Such an image is refused
+    everywhere, whatever the settings say.
+    """
+    if effective_rating(image, policy) <= Rating.SFW:
         return False
+    if not image.ages_known and not policy.unverified_above_sfw:
+        return True
+    if not policy.youth_tags.isdisjoint(image.category_names):
+        return True
     return any(is_known_minor(character) for character in image.characters)
 
 
@@ -186,15 +306,15 @@ _REFUSE_MINOR = Decision(allowed=False, reason=RefusalReason.MINOR_SAFETY)
 _REFUSE_RATING = Decision(allowed=False, reason=RefusalReason.RATING_ABOVE_MAX)
 
 
-def may_show(image: Image, max_rating: Rating) -> Decision:
+def may_show(image: Image, max_rating: Rating, policy: ContentPolicy = DEFAULT_POLICY) -> Decision:
     """Decide whether ``image`` may be shown where ``max_rating`` is the limit.
 
     Minor safety is checked first so that such an image is always counted as
     :attr:`RefusalReason.MINOR_SAFETY`, even where its rating alone would also refuse it.
     """
-    if violates_minor_safety(image):
+    if violates_minor_safety(image, policy):
         return _REFUSE_MINOR
-    if image.rating > max_rating:
+    if effective_rating(image, policy) > max_rating:
         return _REFUSE_RATING
     return _ALLOW
 
@@ -237,18 +357,13 @@ class RefusalCounter:
         return f"RefusalCounter({counts})"
 
 
-def filter_images(
-    images: Iterable[Image], max_rating: Rating, counter: RefusalCounter | None = None
-) -> list[Image]:
-    """The images that :func:`may_show` allows, in order; refusals go to ``counter`` if given."""
-    shown: list[Image] = []
-    for image in images:
-        decision = may_show(image, max_rating)
-        if decision.allowed:
-            shown.append(image)
-        elif counter is not None and decision.reason is not None:
-            counter.record(decision.reason)
-    return shown
+def tag_visible(tag: str, max_rating: Rating, policy: ContentPolicy = DEFAULT_POLICY) -> bool:
+    """Whether a tag may be offered (autocomplete, the tag list) where ``max_rating`` applies:
+    explicit tags only above sfw, youth-describing tags nowhere."""
+    name = tag.strip().lower()
+    if name in policy.youth_tags:
+        return False
+    return name not in policy.not_sfw_tags or max_rating > Rating.SFW
 
 
 def category_visible(category: Category, max_rating: Rating) -> bool:

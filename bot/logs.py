@@ -8,9 +8,37 @@ from collections.abc import Iterable
 
 __all__ = ["RedactingFilter", "setup_logging"]
 
-# Signed storage URLs carry their signature in the query string; it is a credential too.
-_SIGNED_QUERY_RE = re.compile(r"([?&](?:token|signature|sig|X-Amz-Signature)=)[^&\s\"']+", re.I)
+# Signed URLs carry their credential in the query string: the parameters that S3, GCS,
+# CloudFront, Azure SAS, Upstash and common token schemes use for it.
+_SIGNING_PARAMETERS = (
+    "token",
+    "access_token",
+    "signature",
+    "sig",
+    "hmac",
+    "key",
+    "api_key",
+    "apikey",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "googleaccessid",
+    "policy",
+    "key-pair-id",
+)
+_SIGNED_QUERY_RE = re.compile(
+    rf"([?&](?:{'|'.join(map(re.escape, _SIGNING_PARAMETERS))})=)[^&\s\"'<>]+", re.I
+)
 _BEARER_RE = re.compile(r"(Bearer\s+)[0-9A-Za-z._-]+")
+# "Authorization: Bot <token>" (Discord); long enough not to catch "Bot connected".
+_BOT_AUTH_RE = re.compile(r"(Bot\s+)[0-9A-Za-z._-]{20,}")
+# An interaction's token is a credential for 15 minutes: discord.py logs it at DEBUG in the
+# callback URL and the follow-up webhook URL, and it travels in payloads as "token".
+_INTERACTION_URL_RE = re.compile(r"(/(?:interactions|webhooks)/[0-9]+/)[A-Za-z0-9._-]{20,}")
+_TOKEN_FIELD_RE = re.compile(r"""(["']token["']\s*:\s*["'])[^"']+""")
+_PATTERNS = (_BEARER_RE, _BOT_AUTH_RE, _INTERACTION_URL_RE, _TOKEN_FIELD_RE, _SIGNED_QUERY_RE)
 MASK = "********"
 
 
@@ -24,8 +52,9 @@ class RedactingFilter(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
-        text = _BEARER_RE.sub(rf"\g<1>{MASK}", text)
-        return _SIGNED_QUERY_RE.sub(rf"\g<1>{MASK}", text)
+        for pattern in _PATTERNS:
+            text = pattern.sub(rf"\g<1>{MASK}", text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

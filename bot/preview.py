@@ -11,16 +11,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
+from .budget import open_budget
 from .catalog import Catalog, CatalogSource
 from .config import Settings
 from .gating import RefusalCounter
-from .nekos import NekosClient, NekosError
+from .nekos import NekosApi, NekosError
 from .nekos.models import Artist, Character, Rating
 from .replies import Replies, Reply, error_reply
 from .serving import CachedLookups, PoolSettings
-from .serving.assembly import make_lookups, make_pool
+from .serving.assembly import content_policy, make_api, make_lookups, make_pool
 
 __all__ = ["PreviewOptions", "render_preview"]
 
@@ -49,7 +48,7 @@ async def _no_characters() -> tuple[Character, ...]:
     return ()
 
 
-def _api_version(client: NekosClient) -> Callable[[], Awaitable[str | None]]:
+def _api_version(client: NekosApi) -> Callable[[], Awaitable[str | None]]:
     async def fetch() -> str | None:
         try:
             return (await client.api_info()).version
@@ -94,20 +93,25 @@ async def _reply(
 
 async def render_preview(settings: Settings, options: PreviewOptions) -> dict[str, Any]:
     """The Discord JSON payload the command would send in a channel allowing ``max_rating``."""
-    token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
-    async with aiohttp.ClientSession() as session:
-        client = NekosClient(
-            settings.nekos_api_base_url, token, session=session, timeout=settings.api_timeout
-        )
+    # The same request budget as the running bot's: a preview never adds to its 429s.
+    async with open_budget(settings) as budget, budget.session() as session:
+        client = make_api(settings, session=session, budget=budget)
         async with client:
             lookups = make_lookups(client)
+            policy = content_policy(settings)
+            # Artists and characters are found by API search here, not from a loaded catalogue.
+            catalog = Catalog(
+                CatalogSource(lookups.category_list, _no_artists, _no_characters),
+                uses_tags=client.capabilities.has_tags,
+                policy=policy,
+            )
             pool = make_pool(
                 client,
                 PoolSettings(max_attempts=settings.rare_request_attempts),
+                policy=policy,
                 rng=random.Random(0),  # a preview is reproducible
+                observe=catalog.note_images,
             )
-            # Artists and characters are found by API search here, not from a loaded catalogue.
-            catalog = Catalog(CatalogSource(lookups.category_list, _no_artists, _no_characters))
             replies = Replies(
                 pool=pool,
                 lookups=lookups,
@@ -116,7 +120,13 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
                 refusals=RefusalCounter(),
                 delivery="link",
                 api_version=_api_version(client),
+                # No artist list is loaded here: an artist given by id is looked up, however long.
+                artist_name_wait=None,
+                policy=policy,
             )
+            if options.kind == "category" and catalog.uses_tags:
+                # Tags are learned from images: one batch (what the bot does at start-up).
+                await pool.warm()
             try:
                 reply = await _reply(replies, catalog, lookups, options)
             except NekosError as exc:

@@ -6,6 +6,7 @@ Reply as Discord JSON. Every image passes the gating check here, whoever asked.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import logging
@@ -14,14 +15,22 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import discord
 
 from . import embeds as render
+from .autocomplete import NameIndex
 from .catalog import Catalog
-from .gating import RefusalCounter, RefusalReason, effective_max, may_show
-from .nekos.client import NekosClient
+from .gating import (
+    DEFAULT_POLICY,
+    ContentPolicy,
+    RefusalCounter,
+    RefusalReason,
+    effective_max,
+    may_show,
+)
+from .nekos.client import SEARCH_MAX_LENGTH
 from .nekos.errors import (
     BadRequest,
     Blocked,
@@ -31,7 +40,9 @@ from .nekos.errors import (
     RateLimited,
     ResponseParseError,
 )
-from .nekos.models import Artist, Image, Rating
+from .nekos.models import Artist, Character, Image, Rating
+from .nekos.search import name_pattern
+from .nekos.versions import NekosApi
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
 from .text import ELLIPSIS, quote, safe_text, trim_markdown
@@ -44,13 +55,15 @@ from .views import (
     pager_items,
 )
 
-__all__ = ["Replies", "Reply", "error_reply", "notice"]
+__all__ = ["Replies", "Reply", "ceiling_refusal", "error_reply", "notice", "rating_refusal"]
 
 log = logging.getLogger(__name__)
 
 GALLERY_LIMIT = 50
 CONTENT_LIMIT = 2000
+NAME_SEARCH_LIMIT = min(SEARCH_MAX_LENGTH["artist"], SEARCH_MAX_LENGTH["character"])
 CATEGORIES_PER_PAGE = 10
+TAGS_PER_PAGE = 30
 _SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
 
 
@@ -65,6 +78,9 @@ class Reply:
     ephemeral: bool = False
     retire: bool = False
     """The buttons this answers can no longer work: disable them on their message."""
+    charge: bool = False
+    """Counts against the member's cooldown: the command was served, or honestly answered
+    "nothing matched". Input errors and outages don't count."""
 
     def discord_files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
@@ -115,14 +131,36 @@ def error_reply(exc: BaseException) -> Reply:
             f"{max(1, math.ceil(exc.retry_after))} seconds."
         )
     if isinstance(exc, InvalidParameter | BadRequest):
-        # The message may repeat the API's words or the member's input.
-        reason = safe_text(exc.message, 500)
-        return notice(f"That didn't work: {reason}. Check the options and try again.")
+        # The API's own wording is not shown: it is not ours to vouch for, and may hold markdown.
+        return notice("The Nekos API didn't accept those options. Check them and try again.")
     if isinstance(exc, NotFound):
         return notice("I couldn't find that. Check the name or id and try again.")
     if isinstance(exc, ResponseParseError):
         return notice("The Nekos API sent an answer I couldn't read. Please try again later.")
     return notice("The Nekos API isn't answering right now. Please try again in a minute.")
+
+
+def rating_refusal(channel_max: Rating, requested: Rating, *, configurable: bool) -> str:
+    """Why a member's ``rating`` option can't be honoured here, and what would change that."""
+    if not configurable:
+        return (
+            "Only **sfw** images can be shown here (direct messages, group chats and servers "
+            "I'm not a member of). Try again without `rating`, or with `rating: sfw`."
+        )
+    return (
+        f"This channel shows images up to **{channel_max.label}**, so I can't show "
+        f"**{requested.label}** ones here. A server admin can change that with "
+        "`/neko-config channel` (anything above sfw needs an age-restricted channel)."
+    )
+
+
+def ceiling_refusal(ceiling: Rating) -> str:
+    """Why nothing above ``ceiling`` is shown anywhere: the API can't rule out minors."""
+    return (
+        f"This bot shows only **{ceiling.label}** images: the Nekos API it uses has no "
+        "characters' ages, so it can't rule out minors above that. Its operator can change "
+        "this; try again without `rating`."
+    )
 
 
 def _is_uuid(value: str) -> bool:
@@ -131,6 +169,30 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return len(value.strip()) == 36
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """An artist or character a member named: its id, its name as listed, whether exact."""
+
+    id: str
+    name: str | None
+    exact: bool
+
+
+_IMAGE_ID_HINTS = {
+    "uuid": "Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f`",
+    "int": "Ids are whole numbers like `4399`",
+}
+
+
+def _image_id(value: str, kind: str) -> str | None:
+    """``value`` as an image id of the API's ``kind`` (``uuid`` or ``int``), or ``None``."""
+    text = value.strip()
+    if kind == "int":
+        # ASCII digits only: str.isdigit() also accepts other scripts' digits, which v4 refuses.
+        return str(int(text)) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+    return text.lower() if _is_uuid(text) else None
 
 
 class Replies:
@@ -142,11 +204,13 @@ class Replies:
         pool: ImageServer,
         lookups: Any,
         catalog: Catalog,
-        api: NekosClient,
+        api: NekosApi,
         refusals: RefusalCounter,
         delivery: str = "link",
         about: Callable[[], Awaitable[render.AboutInfo]] | None = None,
         api_version: Callable[[], Awaitable[str | None]] | None = None,
+        artist_name_wait: float | None = 2.0,
+        policy: ContentPolicy = DEFAULT_POLICY,
     ) -> None:
         self.pool = pool
         self.lookups = lookups
@@ -156,13 +220,23 @@ class Replies:
         self.delivery = delivery
         self._about = about
         self._api_version = api_version
+        self._artist_name_wait = artist_name_wait
+        self.policy = policy
+        self.ceiling = policy.ceiling(api.capabilities.has_characters)
+        """The most any channel may show from this API (v4 without the operator's opt-in: sfw)."""
         # One refusal per image id, however often the pool offers the same image.
         self._refused: OrderedDict[str, None] = OrderedDict()
 
     # ------------------------------------------------------------------ gating
 
+    def cap(self, channel_max: Rating) -> Rating:
+        """``channel_max`` within :attr:`ceiling`."""
+        return min(channel_max, self.ceiling)
+
     def allows(self, image: Image, max_rating: Rating) -> bool:
-        decision = may_show(image, max_rating)
+        """Whether ``image`` may be shown where ``max_rating`` applies (within the ceiling);
+        a minor-safety refusal is counted once per image."""
+        decision = may_show(image, self.cap(max_rating), self.policy)
         minor = not decision and decision.reason is RefusalReason.MINOR_SAFETY
         if minor and image.id not in self._refused:
             self._refused[image.id] = None
@@ -174,12 +248,44 @@ class Replies:
 
     # ------------------------------------------------------------------ delivery
 
+    async def _named_artist(self, artist_id: str) -> Artist | None:
+        """The artist with this id as the artist list (or one cached lookup) knows them.
+
+        A lookup that would keep the member waiting longer than ``artist_name_wait`` is left to
+        finish in the background (for next time); the image is then shown without a credit
+        rather than with a wrong one.
+        """
+        lookup = self.lookups.artist(artist_id)
+        try:
+            if self._artist_name_wait is None:
+                return cast(Artist, await lookup)
+            return cast(Artist, await asyncio.wait_for(lookup, self._artist_name_wait))
+        except (NekosError, TimeoutError) as exc:
+            log.debug("Could not name artist %s: %s", artist_id, exc)
+            return None
+
+    async def _credited(self, images: Sequence[Image]) -> list[Image]:
+        """``images`` with every artist the API gave only by id named (the reference shape)."""
+        unnamed = sorted(
+            {i.artist.id for i in images if i.artist is not None and not i.artist.name}
+        )
+        if not unnamed:
+            return list(images)
+        named = await asyncio.gather(*map(self._named_artist, unnamed))
+        found = dict(zip(unnamed, named, strict=True))
+        return [
+            dataclasses.replace(i, artist=found.get(i.artist.id) or i.artist)
+            if i.artist is not None and not i.artist.name
+            else i
+            for i in images
+        ]
+
     async def _render_images(
         self, images: Sequence[Image], upload_limit: int | None
     ) -> tuple[list[discord.Embed], list[tuple[str, bytes]]]:
         embeds, files = [], []
         budget = upload_limit or 0
-        for image in images:
+        for image in await self._credited(images):
             url: str | None = None
             size = image.meta.size
             if self.delivery == "attach" and size is not None and 0 < size <= budget:
@@ -219,8 +325,19 @@ class Replies:
         requested: Rating | None,
         categories: str | None,
         count: int,
+        configurable: bool = True,
     ) -> ImageRequest | Reply:
-        """Validate a random request: an ImageRequest, or an ephemeral Reply explaining why not."""
+        """Validate a random request: an ImageRequest, or an ephemeral Reply explaining why not.
+
+        ``requested`` is the member's ``rating`` option: exactly that rating, and never above
+        ``channel_max``. ``configurable`` says whether server admins decide what this channel
+        shows (a server the bot is in), for the wording of a refusal.
+        """
+        if requested is not None and requested > self.ceiling:
+            return notice(ceiling_refusal(self.ceiling))
+        channel_max = self.cap(channel_max)
+        if requested is not None and requested > channel_max:
+            return notice(rating_refusal(channel_max, requested, configurable=configurable))
         max_rating = effective_max(channel_max, requested)
         check = self.catalog.check_categories(categories, max_rating)
         if check.unknown:
@@ -243,6 +360,7 @@ class Replies:
             categories=frozenset(check.known),
             count=max(1, min(count, 10)),
             max_rating=max_rating,
+            min_rating=requested if requested is not None else Rating.SFW,
             accept=lambda image: self.allows(image, max_rating),
         )
 
@@ -260,11 +378,17 @@ class Replies:
             if result.error is not None and result.status is not ServeStatus.NOTHING_MATCHED:
                 return error_reply(result.error)
             what = ", ".join(quote(c, 50) for c in sorted(request.categories)) or "any category"
-            return notice(
-                f"Nothing matched right now ({what}, up to {request.max_rating.label}). "
+            exact = request.min_rating == request.max_rating and request.min_rating > Rating.SFW
+            scope = (
+                f"only {request.max_rating.label}" if exact else f"up to {request.max_rating.label}"
+            )
+            answer = notice(
+                f"Nothing matched right now ({what}, {scope}). "
                 "Images are sampled at random, so trying again in a minute may work; "
                 "fewer categories help too."
             )
+            answer.charge = True
+            return answer
         embeds, files = await self._render_images(result.images, upload_limit)
         view = discord.ui.View(timeout=None)
         categories = tuple(sorted(request.categories))
@@ -274,25 +398,41 @@ class Replies:
         content = None
         if result.status is ServeStatus.PARTIAL:
             content = f"Found {len(result.images)} of {request.count} right now."
-        return Reply(content=content, embeds=embeds, view=view, files=files)
+        return Reply(content=content, embeds=embeds, view=view, files=files, charge=True)
 
     # ------------------------------------------------------------------ /neko artist
 
-    async def _resolve(
-        self, value: str, index_get: Callable[[str], str | None], search: Callable[..., Any]
-    ) -> str | None:
+    async def _find(
+        self,
+        value: str,
+        index: NameIndex[str],
+        search: Callable[[str], Awaitable[Sequence[Artist | Character]]],
+    ) -> _Found | None:
+        """Who a member means by ``value``: an id (autocomplete's choice), an exact name, or
+        the closest name, from the catalogue, or from an API search while it is not loaded."""
         value = value.strip()
-        if _is_uuid(value):
-            return value.lower()
-        if (found := index_get(value)) is not None:
-            return found
         if not value:
             return None
-        page = await search(search=value[:15], limit=5)
-        for item in page.items:
-            if getattr(item, "name", None) and item.name.casefold() == value.casefold():
-                return str(item.id)
-        return str(page.items[0].id) if page.items else None
+        if _is_uuid(value):
+            return _Found(value.lower(), None, exact=True)
+        if not len(index):
+            # The lists are not loaded (``preview``, the bot's first seconds): ask the API.
+            found = await search(name_pattern(value, NAME_SEARCH_LIMIT))
+            index = NameIndex((item.name, str(item.id)) for item in found if item.name)
+        best = index.best(value)
+        if best is None:
+            return None
+        name, item_id, exact = best
+        return _Found(item_id, name, exact=exact)
+
+    @staticmethod
+    def _closest_note(kind: str, asked: str, found: _Found) -> str | None:
+        if found.exact or found.name is None:
+            return None
+        return (
+            f"No {kind} is called {quote(asked, 50)}; "
+            f"showing **{safe_text(found.name, 100)}**, the closest name."
+        )
 
     async def _gallery(
         self, artist_id: str, max_rating: Rating, want: int
@@ -327,15 +467,20 @@ class Replies:
         return shown, described, more
 
     async def artist(self, *, user_id: int, channel_max: Rating, name: str, page: int = 1) -> Reply:
-        try:
-            artist_id = await self._resolve(name, self.catalog.artist_index.get, self.api.artists)
-        except InvalidParameter:
-            artist_id = None
-        if artist_id is None:
-            return notice(f"I couldn't find an artist called {quote(name, 50)}.")
-        return await self.artist_page(
-            user_id=user_id, channel_max=channel_max, artist_id=artist_id, page=page
+        if not self.api.capabilities.has_artists:
+            return notice("The Nekos API this bot uses has no artists to look up.")
+        found = await self._find(name, self.catalog.artist_index, self.lookups.artist_search)
+        if found is None:
+            return notice(
+                f"I couldn't find an artist called {quote(name, 50)}. "
+                "Pick one from the suggestions as you type."
+            )
+        reply = await self.artist_page(
+            user_id=user_id, channel_max=channel_max, artist_id=found.id, page=page
         )
+        if reply.charge:
+            reply.content = self._closest_note("artist", name, found)
+        return reply
 
     async def artist_page(
         self, *, user_id: int, channel_max: Rating, artist_id: str, page: int
@@ -359,7 +504,7 @@ class Replies:
             card.description = (card.description or "") + "\nNo images of theirs can be shown here."
             if (button := link_button("Artist page", artist.url)) is not None:
                 view.add_item(button)
-            return Reply(embeds=[card], view=view)
+            return Reply(embeds=[card], view=view, charge=True)
         pages = len(images)
         page = max(1, min(page, pages))
         image = images[page - 1]
@@ -374,36 +519,42 @@ class Replies:
         if (button := link_button("Artist page", artist.url)) is not None:
             view.add_item(button)
         self._link_buttons([image], view)
-        return Reply(embeds=render.fit_message([card, gallery]), view=view)
+        return Reply(embeds=render.fit_message([card, gallery]), view=view, charge=True)
 
     # ------------------------------------------------------------------ /neko character
 
     async def character(self, *, name: str) -> Reply:
-        try:
-            character_id = await self._resolve(
-                name, self.catalog.character_index.get, self.api.characters
+        if not self.api.capabilities.has_characters:
+            return notice("The Nekos API this bot uses has no characters to look up.")
+        found = await self._find(name, self.catalog.character_index, self.lookups.character_search)
+        if found is None:
+            return notice(
+                f"I couldn't find a character called {quote(name, 50)}. "
+                "Pick one from the suggestions as you type."
             )
-        except InvalidParameter:
-            character_id = None
-        if character_id is None:
-            return notice(f"I couldn't find a character called {quote(name, 50)}.")
         try:
-            character = await self.lookups.character(character_id)
+            character = await self.lookups.character(found.id)
         except NotFound:
             return notice("That character isn't in the Nekos API.")
-        return Reply(embeds=[render.character_embed(character)])
+        return Reply(
+            content=self._closest_note("character", name, found),
+            embeds=[render.character_embed(character)],
+            charge=True,
+        )
 
     # ------------------------------------------------------------------ /neko image
 
     async def image(
         self, *, image_id: str, channel_max: Rating, upload_limit: int | None = None
     ) -> Reply:
-        if not _is_uuid(image_id):
+        kind = self.api.capabilities.id_kind
+        checked = _image_id(image_id, kind)
+        if checked is None:
             return notice(
-                "That isn't an image id. Ids look like `1a2b3c4d-1a2b-1a2b-1a2b-1a2b3c4d5e6f` "
+                f"That isn't an image id. {_IMAGE_ID_HINTS[kind]} "
                 "(the last part of an image's footer)."
             )
-        image_id = image_id.strip().lower()
+        image_id = checked
         try:
             image = self.pool.peek_image(image_id) or await self.lookups.image(image_id)
         except NotFound:
@@ -413,13 +564,16 @@ class Replies:
         embeds, files = await self._render_images([image], upload_limit)
         view = discord.ui.View(timeout=None)
         self._link_buttons([image], view)
-        return Reply(embeds=embeds, view=view, files=files)
+        return Reply(embeds=embeds, view=view, files=files, charge=True)
 
     # ------------------------------------------------------------------ /neko category
 
     async def category(
         self, *, user_id: int, channel_max: Rating, search: str = "", page: int = 1
     ) -> Reply:
+        channel_max = self.cap(channel_max)
+        if self.catalog.uses_tags:
+            return self._tags(user_id=user_id, channel_max=channel_max, search=search, page=page)
         if not self.catalog.category_index:
             self.catalog.set_categories(await self.lookups.category_list())
         wanted = search.strip().casefold()
@@ -442,6 +596,31 @@ class Replies:
                 view.add_item(item)
         return Reply(embeds=[render.category_list_embed(chunk, page, pages)], view=view)
 
+    def _tags(self, *, user_id: int, channel_max: Rating, search: str, page: int) -> Reply:
+        """``/neko category`` on an API with free-form tags (v4): the tags seen so far."""
+        wanted = search.strip().casefold()
+        listed = [t for t in self.catalog.visible_tags(channel_max) if wanted in t[0].casefold()]
+        if not listed:
+            if wanted:
+                return notice(f"No tag seen so far matches {quote(search, 50)}.")
+            return notice(
+                "No tags seen yet: the bot learns them from the images it fetches. "
+                "Try `/neko random` first, then look again."
+            )
+        pages = math.ceil(len(listed) / TAGS_PER_PAGE)
+        page = max(1, min(page, pages))
+        chunk = listed[(page - 1) * TAGS_PER_PAGE : page * TAGS_PER_PAGE]
+        view = None
+        if pages > 1:
+            view = discord.ui.View(timeout=None)
+            for item in pager_items(
+                lambda p, d, off: CategoryPageButton(user_id, p, d, search[:50], disabled=off),
+                page,
+                pages,
+            ):
+                view.add_item(item)
+        return Reply(embeds=[render.tag_list_embed(chunk, page, pages)], view=view)
+
     # ------------------------------------------------------------------ /neko stats, about
 
     async def stats(self) -> Reply:
@@ -449,7 +628,10 @@ class Replies:
         version = await self._api_version() if self._api_version is not None else None
         return Reply(embeds=[render.stats_embed(stats, version)])
 
-    async def about(self) -> Reply:
+    async def about(self, *, details: bool = False) -> Reply:
+        """The bot's health for everyone; ``details`` (for server managers) adds the API's last
+        error, and is then only shown to them."""
         if self._about is None:
             return notice("Bot details aren't available here.")
-        return Reply(embeds=[render.about_embed(await self._about())])
+        embed = render.about_embed(await self._about(), details=details)
+        return Reply(embeds=[embed], ephemeral=details)

@@ -36,7 +36,13 @@ HOW_TO_AGE_RESTRICT = (
     "Mark it age-restricted first: **Edit Channel → Overview → Age-Restricted Channel**, "
     "then run this again."
 )
-STORE_FAILED = "I couldn't save that change, so nothing changed. Please try again in a minute."
+STORE_FAILED = (
+    "I couldn't reach the settings database, so nothing changed. Please try again in a minute."
+)
+STORE_UNREADABLE = (
+    "I couldn't reach the settings database to read this server's settings. Until it is back, "
+    "every channel shows **sfw** only. Please try again in a minute."
+)
 
 # The channel types an override can be set on; threads and forum posts follow their parent.
 ConfigurableChannel = (
@@ -207,6 +213,7 @@ def reset_confirmation(owner_id: int) -> discord.ui.View:
 
 
 @app_commands.guild_only()
+@app_commands.allowed_installs(guilds=True, users=False)
 @app_commands.default_permissions(manage_guild=True)
 class NekoConfig(commands.GroupCog, group_name="neko-config"):
     """Which content ratings each channel of this server may show."""
@@ -242,14 +249,22 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         if guild is None:
             await self._reply(interaction, "This command only works in a server.")
             return
-        settings = await self.bot.store.get_guild_settings(guild.id)
-        changes = await self.bot.store.recent_changes(guild.id, limit=10)
+        try:
+            settings = await self.bot.store.get_guild_settings(guild.id)
+            changes = await self.bot.store.recent_changes(guild.id, limit=10)
+        except StoreError as exc:
+            log.warning("Could not read the settings of guild %s: %s", guild.id, exc)
+            await self._reply(interaction, STORE_UNREADABLE)
+            return
         channels = []
         for channel_id in settings.overrides:
             channel = guild.get_channel(channel_id)
             flag = context_from_channel(channel).is_age_restricted if channel else None
             channels.append((channel_id, f"<#{channel_id}>", flag))
-        await self._reply(interaction, "\n".join(overview_lines(settings, channels, changes)))
+        lines = overview_lines(settings, channels, changes)
+        if (caveat := self.bot.content_caveat) is not None:
+            lines = [f"⚠️ {caveat}", "", *lines]
+        await self._reply(interaction, "\n".join(lines))
 
     @app_commands.command(name="channel", description="Set which ratings one channel may show")
     @app_commands.describe(
@@ -284,9 +299,17 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
         if not change.changed:
             await self._reply(interaction, f"{channel.mention} was already set that way.")
             return
-        settings = await self.bot.store.get_guild_settings(guild.id)
-        now = allowed_max(context_from_channel(channel), settings)
-        await self._reply(interaction, f"Saved. {channel.mention} now shows up to **{now.label}**.")
+        try:
+            settings = await self.bot.store.get_guild_settings(guild.id)
+        except StoreError:
+            # Saved all the same; only the summary of what the channel now allows is missing.
+            await self._reply(interaction, f"Saved. {channel.mention} is set to **{level}**.")
+            return
+        now = self.bot.replies.cap(allowed_max(context_from_channel(channel), settings))
+        text = f"Saved. {channel.mention} now shows up to **{now.label}**."
+        if rating is not None and rating > now and (caveat := self.bot.content_caveat):
+            text += f"\n{caveat}"
+        await self._reply(interaction, text)
 
     @app_commands.command(name="default", description="Set the server-wide default rating")
     @app_commands.describe(level="Highest rating for channels without their own setting")
@@ -315,6 +338,8 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
                 "age-restricted channels without their own setting now allow up to "
                 f"**{level}**."
             )
+        if rating > self.bot.replies.ceiling and (caveat := self.bot.content_caveat):
+            note += f"\n{caveat}"
         await self._reply(interaction, f"Saved. The server default is now **{level}**.{note}")
 
     @app_commands.command(name="reset", description="Clear every content setting of this server")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -31,13 +32,38 @@ def _rating(value: str | None) -> Rating | None:
     return Rating.from_label(value) if value else None
 
 
-class Neko(commands.Cog):
-    """The member-facing commands."""
+async def _ready(reply: Reply) -> Reply:
+    return reply
 
-    neko = app_commands.Group(name="neko", description="Anime images from the Nekos API")
+
+class Neko(commands.Cog):
+    """The member-facing commands.
+
+    ``/neko`` can also be installed to a user account and used in DMs, group chats and servers
+    without the bot; there it only ever shows sfw (see :func:`bot.gating.allowed_max`).
+    """
+
+    neko = app_commands.Group(
+        name="neko",
+        description="Anime images from the Nekos API",
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        allowed_contexts=app_commands.AppCommandContext(
+            guild=True, dm_channel=True, private_channel=True
+        ),
+    )
 
     def __init__(self, bot: NekosBot) -> None:
         self.bot = bot
+        # Only what the configured API can do is registered: a missing command beats one that
+        # always fails (v4 has tags instead of categories, and no artists or characters).
+        caps = bot.capabilities
+        if caps.has_tags:
+            self.neko.remove_command("random")
+            self.neko.add_command(self._random_by_tags_command())
+        if not caps.has_artists:
+            self.neko.remove_command("artist")
+        if not caps.has_characters:
+            self.neko.remove_command("character")
 
     async def cog_load(self) -> None:
         self.bot.button_handler = self
@@ -49,7 +75,8 @@ class Neko(commands.Cog):
     # ------------------------------------------------------------------ helpers
 
     async def _cooled_down(self, interaction: discord.Interaction[Any]) -> bool:
-        """True (and the member told) when they are over their cooldown."""
+        """True (and the member told) when they are over their cooldown; else a use is taken,
+        to be given back by :meth:`_charged` unless the command counts."""
         wait = self.bot.cooldown.check(interaction.user.id)
         if wait is None:
             return False
@@ -58,6 +85,25 @@ class Neko(commands.Cog):
             notice(f"Slow down a little — try again in {max(1, math.ceil(wait))} seconds."),
         )
         return True
+
+    def _charged(
+        self, interaction: discord.Interaction[Any], work: Callable[[], Awaitable[Reply]]
+    ) -> Callable[[], Awaitable[Reply]]:
+        """``work``, giving the member's cooldown use back unless the answer counts
+        (:attr:`Reply.charge`: served, or honestly "nothing matched")."""
+        user_id = interaction.user.id
+
+        async def run() -> Reply:
+            try:
+                reply = await work()
+            except BaseException:
+                self.bot.cooldown.refund(user_id)
+                raise
+            if not reply.charge:
+                self.bot.cooldown.refund(user_id)
+            return reply
+
+        return run
 
     def _upload_limit(self, interaction: discord.Interaction[Any]) -> int | None:
         return getattr(interaction, "filesize_limit", None)
@@ -80,12 +126,16 @@ class Neko(commands.Cog):
             requested=requested,
             categories=categories,
             count=count,
+            configurable=self.bot.admins_decide(interaction),
         )
         defer_now = isinstance(request, ImageRequest) and self.bot.pool.should_defer(request)
         limit = self._upload_limit(interaction)
         await respond(
             interaction,
-            lambda: self.bot.replies.random(request, requested=requested, upload_limit=limit),
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.random(request, requested=requested, upload_limit=limit),
+            ),
             defer_now=defer_now,
         )
 
@@ -98,7 +148,7 @@ class Neko(commands.Cog):
     @app_commands.describe(
         categories="Comma-separated categories, e.g. catgirl, maid",
         count="How many images (1-10)",
-        rating="Narrow what this channel allows (it can't widen it)",
+        rating="Only images of this rating (up to what this channel allows)",
     )
     async def random(
         self,
@@ -109,15 +159,47 @@ class Neko(commands.Cog):
     ) -> None:
         await self._random(interaction, categories, count, _rating(rating))
 
-    @random.autocomplete("categories")
-    async def _categories_autocomplete(
+    @app_commands.describe(
+        tags="Comma-separated tags, e.g. catgirl, sword",
+        count="How many images (1-10)",
+        rating="Only images of this rating (up to what this channel allows)",
+    )
+    async def _random_by_tags(
+        self,
+        interaction: discord.Interaction[Any],
+        tags: str | None = None,
+        count: app_commands.Range[int, 1, 10] = 1,
+        rating: RatingOption | None = None,
+    ) -> None:
+        await self._random(interaction, tags, count, _rating(rating))
+
+    def _random_by_tags_command(self) -> app_commands.Command[Any, ..., None]:
+        """``/neko random`` for an API with tags in place of categories (v4)."""
+        command: app_commands.Command[Any, ..., None] = app_commands.Command(
+            name="random",
+            description="Random images, filtered by tags",
+            callback=Neko._random_by_tags,
+            parent=self.neko,
+        )
+        command.binding = self
+        command.autocomplete("tags")(self._category_choices)
+        return command
+
+    async def _category_choices(
         self, interaction: discord.Interaction[Any], current: str
     ) -> list[app_commands.Choice[str]]:
+        """Categories (v4: tags seen so far) this channel may show, completing the last typed."""
         channel_max = await self.bot.channel_max(interaction)
         return [
             app_commands.Choice(name=name, value=value)
             for name, value in self.bot.catalog.category_choices(current, channel_max)
         ]
+
+    @random.autocomplete("categories")
+    async def _categories_autocomplete(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self._category_choices(interaction, current)
 
     @neko.command(name="artist", description="An artist's card and gallery")
     @app_commands.describe(name="The artist's name")
@@ -128,7 +210,10 @@ class Neko(commands.Cog):
         user = interaction.user.id
         await respond(
             interaction,
-            lambda: self.bot.replies.artist(user_id=user, channel_max=channel_max, name=name),
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.artist(user_id=user, channel_max=channel_max, name=name),
+            ),
             defer_now=self._slow(),
         )
 
@@ -166,8 +251,11 @@ class Neko(commands.Cog):
         limit = self._upload_limit(interaction)
         await respond(
             interaction,
-            lambda: self.bot.replies.image(
-                image_id=id, channel_max=channel_max, upload_limit=limit
+            self._charged(
+                interaction,
+                lambda: self.bot.replies.image(
+                    image_id=id, channel_max=channel_max, upload_limit=limit
+                ),
             ),
             defer_now=self._slow(),
         )
@@ -190,7 +278,9 @@ class Neko(commands.Cog):
 
     @neko.command(name="about", description="About this bot and its connection to the API")
     async def about(self, interaction: discord.Interaction[Any]) -> None:
-        await respond(interaction, self.bot.replies.about)
+        # Server managers also see the API's last error, in an answer only they can see.
+        details = interaction.guild_id is not None and interaction.permissions.manage_guild
+        await respond(interaction, lambda: self.bot.replies.about(details=details))
 
     # ------------------------------------------------------------------ buttons
 
@@ -207,6 +297,15 @@ class Neko(commands.Cog):
     async def on_gallery_page(
         self, interaction: discord.Interaction[Any], artist_id: str, page: int
     ) -> None:
+        if not self.bot.capabilities.has_artists:
+            # A gallery made while the bot used v1, clicked after a switch to v4.
+            gone = notice(
+                "This gallery can't turn pages any more: the Nekos API this bot now uses has no "
+                "artists. Try `/neko random` instead."
+            )
+            gone.retire = True
+            await respond(interaction, lambda: _ready(gone), edit=True)
+            return
         channel_max = await self.bot.channel_max(interaction)
         user = interaction.user.id
 

@@ -14,13 +14,20 @@ from pathlib import Path
 
 from bot.config import SETTING_NAMES
 
-__all__ = ["REPO_ROOT", "STOP_TIMEOUT", "spawned"]
+__all__ = ["REPO_ROOT", "STOP_TIMEOUT", "child_environment", "spawned"]
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT = 10.0
 """Seconds a process gets to exit after SIGTERM before it is killed."""
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without the bot's settings (they would win over the file)."""
+    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
 
 
 @contextlib.asynccontextmanager
@@ -32,8 +39,7 @@ async def spawned(
     The runner's own values of the bot's settings are left out of the child's environment:
     they would win over the file.
     """
-    environment = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-    environment["PYTHONUNBUFFERED"] = "1"
+    environment = child_environment()
     with log_path.open("wb") as log_file:
         process = await asyncio.create_subprocess_exec(
             sys.executable,

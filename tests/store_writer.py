@@ -1,8 +1,8 @@
 """Write settings in a loop, printing ``ACK n`` after each committed write (for the kill -9 test).
 
-Usage: ``python tests/store_writer.py DB_PATH GUILD_ID FIRST_N``. Write ``n`` (from FIRST_N up) is
-made by actor ``n``: every fifth one changes the guild default to the next rating in the cycle,
-the others set channel ``CHANNEL_BASE + n`` to ``RATINGS[n % 3]``. Runs until killed.
+Usage: ``python tests/store_writer.py DATABASE_URL GUILD_ID FIRST_N``. Write ``n`` (from FIRST_N
+up) is made by actor ``n``: every fifth one changes the guild default to the next rating in the
+cycle, the others set channel ``CHANNEL_BASE + n`` to ``RATINGS[n % 3]``. Runs until killed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.nekos.models import Rating
-from bot.store.sqlite import SqliteSettingsStore
+from bot.store import open_store
 
 CHANNEL_BASE = 1_000_000
 RATINGS = (Rating.SFW, Rating.QUESTIONABLE, Rating.NSFW)
@@ -30,8 +30,8 @@ def next_default(current: Rating | None) -> Rating:
     return Rating.SFW if current is None else RATINGS[(RATINGS.index(current) + 1) % 3]
 
 
-async def main(db_path: str, guild_id: int, first: int) -> None:
-    store = SqliteSettingsStore(db_path)
+async def main(database_url: str, guild_id: int, first: int) -> None:
+    store = open_store(database_url)
     await store.open()
     n = first
     while True:

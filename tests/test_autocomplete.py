@@ -111,10 +111,19 @@ def test_replace_swaps_contents() -> None:
     assert len(index) == 1
 
 
-def test_get_is_case_insensitive_exact_lookup() -> None:
-    index = NameIndex([("Catgirl", "id-1")])
-    assert index.get("CATGIRL") == "id-1"
-    assert index.get("cat") is None
+def test_best_prefers_an_exact_name_in_any_case_or_width() -> None:
+    index = NameIndex([("Catgirl", "id-1"), ("Catgirl Maid", "id-2"), ("ＣＡＴ", "id-3")])
+    assert index.best("CATGIRL") == ("Catgirl", "id-1", True)
+    assert index.best("cat") == ("ＣＡＴ", "id-3", True)  # full-width folds to "cat"
+
+
+def test_best_falls_back_to_what_autocomplete_offers_then_to_the_closest_spelling() -> None:
+    index = NameIndex([("Catgirl", "id-1"), ("Foxgirl", "id-2"), ("[bracket]", "id-3")])
+    assert index.best("fox") == ("Foxgirl", "id-2", False)  # starts with
+    assert index.best("racket") == ("[bracket]", "id-3", False)  # contains
+    assert index.best("catgrl") == ("Catgirl", "id-1", False)  # a typo
+    assert index.best("zzzzzz") is None
+    assert index.best("   ") is None
 
 
 def test_suggest_finds_typos() -> None:

@@ -16,6 +16,7 @@ from bot.nekos.models import (
     Artist,
     Category,
     Character,
+    Image,
     Rating,
     parse_artist_data,
     parse_category_data,
@@ -216,9 +217,9 @@ async def test_refresh_loads_every_list() -> None:
     await catalog.refresh()
     assert catalog.loaded.is_set()
     assert catalog.category("catgirl") is not None
-    assert catalog.artist_index.get("mio art") == "a1"
+    assert catalog.artist_index.best("mio art") == ("Mio Art", "a1", True)
     assert len(catalog.artist_index) == 1  # a nameless artist cannot be typed
-    assert catalog.character_index.get("YUKI ONNA") == "h1"
+    assert catalog.character_index.best("YUKI ONNA") == ("Yuki Onna", "h1", True)
 
 
 @pytest.mark.parametrize("error", [ServerError("boom", status=500), Unavailable("timed out")])
@@ -244,10 +245,10 @@ async def test_a_failing_loader_keeps_its_previous_list(error: NekosError) -> No
     assert catalog.category("catgirl") is not None
     assert catalog.category_choices("eccc", Rating.SFW) == []
     assert catalog.check_categories("ecchi", Rating.SFW).hidden == ("ecchi",)
-    assert catalog.character_index.get("yuki onna") == "h1"
+    assert catalog.character_index.best("yuki onna") == ("Yuki Onna", "h1", True)
     # The loader that worked still replaced its list.
-    assert catalog.artist_index.get("new artist") == "a2"
-    assert catalog.artist_index.get("mio art") is None
+    assert catalog.artist_index.best("new artist") == ("New Artist", "a2", True)
+    assert [name for name, _ in catalog.artist_index.match("")] == ["New Artist"]
 
 
 async def test_a_first_refresh_that_fails_still_marks_loaded() -> None:
@@ -336,3 +337,56 @@ def test_a_name_of_only_invisible_characters_names_no_category() -> None:
     assert check.known == ()
     assert catalog.category("\u200b") is None
     assert catalog.check_categories("cat\u200bgirl", Rating.NSFW).known == ("catgirl",)
+
+
+# ---------------------------------------------------------------------------- tags (v4)
+
+
+def _tagged(*tags: str, image_id: str = "1") -> Image:
+    return Image(id=image_id, url="https://example.invalid/1.png", rating=Rating.SFW, tags=tags)
+
+
+def _tag_catalog() -> Catalog:
+    catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())), uses_tags=True)
+    catalog.note_images(
+        [
+            _tagged("girl", "catgirl", "nude"),
+            _tagged("girl", "sword", "loli"),
+            _tagged("girl", "catgirl"),
+        ]
+    )
+    return catalog
+
+
+def test_tags_are_learned_from_images_most_common_first() -> None:
+    catalog = _tag_catalog()
+    assert catalog.visible_tags(Rating.NSFW) == [
+        ("girl", 3),
+        ("catgirl", 2),
+        ("nude", 1),
+        ("sword", 1),
+    ]
+    # Explicit tags only where more than sfw is allowed; youth tags nowhere.
+    assert catalog.visible_tags(Rating.SFW) == [("girl", 3), ("catgirl", 2), ("sword", 1)]
+
+
+def test_tag_autocomplete_completes_the_last_tag_typed() -> None:
+    catalog = _tag_catalog()
+    assert catalog.category_choices("girl, ca", Rating.SFW) == [("girl, catgirl", "girl, catgirl")]
+    assert catalog.category_choices("nu", Rating.SFW) == []
+    assert catalog.category_choices("nu", Rating.NSFW) == [("nude", "nude")]
+    assert catalog.category_choices("lol", Rating.NSFW) == []
+
+
+def test_any_tag_may_be_asked_for_but_not_one_the_channel_may_not_show() -> None:
+    catalog = _tag_catalog()
+    check = catalog.check_categories("Catgirl, never-seen, nude", Rating.SFW)
+    assert check.known == ("catgirl", "never-seen")
+    assert check.hidden == ("nude",)
+    assert check.unknown == ()
+
+
+def test_a_catalogue_of_categories_ignores_tags() -> None:
+    catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())))
+    catalog.note_images([_tagged("girl")])
+    assert catalog.visible_tags(Rating.NSFW) == []

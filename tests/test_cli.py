@@ -1,4 +1,5 @@
-"""``python -m bot``: exit codes and one-line errors, ``preview`` JSON, ``check`` and ``health``.
+"""``python -m bot``: exit codes and one-line errors, ``preview`` JSON, ``check``, ``health`` and
+``migrate-store``.
 
 Each test runs the real command line in a subprocess against a FakeNekosAPI served from this
 test's event loop (hence ``asyncio.create_subprocess_exec``). ``--env-file`` points into
@@ -23,8 +24,11 @@ import pytest
 from aiohttp import web
 
 from bot.health import write_heartbeat
+from bot.nekos.models import Rating
+from bot.store import open_store
 from tests.fakes.dataset import Dataset, generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.pg_service import PgDatabase
 
 REPO = Path(__file__).resolve().parents[1]
 DISCORD_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OTA.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456789AB"
@@ -59,6 +63,7 @@ class Cli:
             "LANG": "C.UTF-8",
             "PYTHONIOENCODING": "utf-8",
             "HEALTH_FILE": "",
+            "DATA_DIR": str(self.tmp_path / "data"),
             "DATABASE_URL": f"sqlite:///{self.tmp_path / 'bot.db'}",
         }
         full_env.update(env or {})
@@ -263,7 +268,7 @@ async def test_preview_with_max_rating_sfw_never_shows_a_non_sfw_image(
     cli: Cli, fake: FakeNekosAPI
 ) -> None:
     env = api_env(fake)
-    variants = ([], ["--rating", "nsfw"], ["--max-rating", "sfw", "--rating", "questionable"])
+    variants = ([], ["--rating", "sfw"], ["--max-rating", "sfw", "--rating", "sfw"])
     results = await asyncio.gather(
         *(cli("preview", "random", "--count", "10", *extra, env=env) for extra in variants)
     )
@@ -273,6 +278,31 @@ async def test_preview_with_max_rating_sfw_never_shows_a_non_sfw_image(
         shown += image_ids(result.json())
     assert shown
     assert {DATASET.image_by_id[i].nsfw for i in shown} == {"sfw"}
+
+
+@pytest.mark.parametrize("rating", ["questionable", "nsfw"])
+async def test_preview_rating_above_the_channel_is_a_refusal_in_words(
+    cli: Cli, fake: FakeNekosAPI, rating: str
+) -> None:
+    result = await cli("preview", "random", "--rating", rating, env=api_env(fake))
+    assert result.code == 1
+    payload = result.json()
+    assert payload["flags"] == 64
+    assert payload["embeds"] == []
+    assert "This channel shows images up to **sfw**" in payload["content"]
+    assert "/neko-config channel" in payload["content"]
+    assert not [r for r in fake.api_requests if r.path == "/api/image/random"]
+
+
+@pytest.mark.parametrize("rating", ["sfw", "questionable", "nsfw"])
+async def test_preview_rating_is_exact(cli: Cli, fake: FakeNekosAPI, rating: str) -> None:
+    env = api_env(fake)
+    args = ("preview", "random", "--count", "10", "--max-rating", "nsfw", "--rating", rating)
+    result = await cli(*args, env=env)
+    assert result.code == 0, result.output
+    shown = image_ids(result.json())
+    assert len(shown) >= 5
+    assert {DATASET.image_by_id[i].nsfw for i in shown} == {rating}
 
 
 async def test_preview_with_max_rating_nsfw_still_refuses_minors(
@@ -321,10 +351,14 @@ async def test_check_passes_against_the_fake(cli: Cli, fake: FakeNekosAPI) -> No
     assert [line.split(":")[0] for line in lines] == [
         "[ok] discord token",
         "[ok] store",
+        "[ok] content",
         "[ok] nekos api",
         "[ok] nekos api token",
+        "[ok] request budget",
     ]
     assert "scopes: api:ratelimit:disabled" in result.stdout
+    budget_file = cli.tmp_path / "data" / "request-budget.db"
+    assert f"request budget: shared through the data folder ({budget_file}; key " in result.stdout
     assert DISCORD_TOKEN not in result.output
     assert (cli.tmp_path / "bot.db").exists()
 
@@ -343,6 +377,19 @@ async def test_check_fails_cleanly_when_the_api_is_unreachable(cli: Cli) -> None
     assert "Traceback" not in result.output
     assert f"[FAIL] nekos api: unreachable at {base_url}" in result.stdout
     assert "[ok] store" in result.stdout
+
+
+async def test_check_reports_a_redis_it_cannot_reach(cli: Cli, fake: FakeNekosAPI) -> None:
+    redis_url = f"redis://127.0.0.1:{closed_port()}/0"
+    result = await cli(
+        "check", env={"DISCORD_TOKEN": DISCORD_TOKEN, "REDIS_URL": redis_url, **api_env(fake)}
+    )
+    assert result.code == 1
+    assert "Traceback" not in result.output
+    # Never reached, and no host count remembered: nothing is sent until Redis answers.
+    assert "[FAIL] request budget: paused: Redis unreachable since " in result.stdout
+    assert "[FAIL] nekos api:" in result.stdout
+    assert not fake.api_requests
 
 
 async def test_check_fails_cleanly_with_a_token_the_api_does_not_know(
@@ -370,19 +417,99 @@ async def test_check_reports_a_missing_discord_token(cli: Cli, fake: FakeNekosAP
     assert "[ok] nekos api:" in result.stdout
 
 
-async def test_check_reports_an_unusable_database_url(cli: Cli, fake: FakeNekosAPI) -> None:
+async def test_check_reports_an_unreachable_database_without_its_password(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    port = closed_port()
     result = await cli(
         "check",
         env={
             "DISCORD_TOKEN": DISCORD_TOKEN,
-            "DATABASE_URL": "postgres://u:pw@db/x",
+            "DATABASE_URL": f"postgresql://bot:hunter2pw@127.0.0.1:{port}/nekos",
             **api_env(fake),
         },
     )
     assert result.code == 1
     assert "Traceback" not in result.output
-    assert "[FAIL] store:" in result.stdout
-    assert "pw@db" not in result.output
+    assert (
+        f"[FAIL] store: cannot connect to PostgreSQL at "
+        f"postgresql://bot:********@127.0.0.1:{port}/nekos"
+    ) in result.stdout
+    assert "hunter2pw" not in result.output
+
+
+async def test_unsupported_database_url_exits_2_without_echoing_it(cli: Cli) -> None:
+    result = await cli("check", env={"DATABASE_URL": "mysql://root:hunter2pw@db/x"})
+    assert result.code == 2
+    assert_clean_failure(result)
+    assert "DATABASE_URL is not usable: unsupported database URL scheme 'mysql'" in result.stderr
+    assert "hunter2pw" not in result.output
+
+
+async def test_check_passes_against_postgres(
+    cli: Cli, fake: FakeNekosAPI, pg_database: PgDatabase
+) -> None:
+    url = pg_database.url_via(pg_database.port, password="hunter2pw")  # trust auth ignores it
+    result = await cli(
+        "check", env={"DISCORD_TOKEN": DISCORD_TOKEN, "DATABASE_URL": url, **api_env(fake)}
+    )
+    assert result.code == 0, result.output
+    assert (
+        f"[ok] store: postgresql://postgres:********@127.0.0.1:5432/{pg_database.name}: "
+        "schema v1, 0 guild defaults, 0 channel overrides, 0 audit entries"
+    ) in result.stdout
+    assert "hunter2pw" not in result.output
+
+
+# ------------------------------------------------------------------------------ migrate-store
+
+
+async def test_migrate_store_copies_and_says_what_it_copied(
+    cli: Cli, pg_database: PgDatabase
+) -> None:
+    source = f"sqlite:///{cli.tmp_path / 'old.db'}"
+    async with open_store(source) as store:
+        await store.set_guild_default(1, Rating.NSFW, 5)
+        await store.set_channel_override(1, 2, Rating.QUESTIONABLE, 5)
+        await store.set_channel_override(1, 3, Rating.SFW, 6)
+    target = pg_database.url_via(pg_database.port, password="hunter2pw")
+
+    result = await cli("migrate-store", "--from", source, "--to", target)
+
+    assert result.code == 0, result.output
+    assert result.stdout.strip() == (
+        f"copied 1 guild default, 2 channel overrides, 3 audit entries from {source} to "
+        f"postgresql://postgres:********@127.0.0.1:5432/{pg_database.name} "
+        "(read back from the target and verified)"
+    )
+    assert "hunter2pw" not in result.output
+    async with open_store(pg_database.url) as copied:
+        settings = await copied.get_guild_settings(1)
+    assert settings.default is Rating.NSFW
+    assert dict(settings.overrides) == {2: Rating.QUESTIONABLE, 3: Rating.SFW}
+
+    again = await cli("migrate-store", "--from", source, "--to", target)
+    assert again.code == 1
+    assert_clean_failure(again)
+    assert again.stderr.strip().endswith(
+        "already holds 1 guild default, 2 channel overrides, 3 audit entries; "
+        "nothing was copied. Pass --replace to overwrite it"
+    )
+    replaced = await cli("migrate-store", "--from", source, "--to", target, "--replace")
+    assert replaced.code == 0, replaced.output
+
+
+async def test_migrate_store_with_a_missing_source_fails_cleanly(cli: Cli) -> None:
+    result = await cli(
+        "migrate-store",
+        "--from",
+        f"sqlite:///{cli.tmp_path / 'nope.db'}",
+        "--to",
+        f"sqlite:///{cli.tmp_path / 'new.db'}",
+    )
+    assert result.code == 1
+    assert_clean_failure(result)
+    assert "does not exist; nothing was copied" in result.stderr
 
 
 # ------------------------------------------------------------------------------ health
@@ -415,3 +542,18 @@ async def test_health_exit_codes(cli: Cli) -> None:
     assert "connected" in by_name["fresh"].stdout
     assert by_name["stale"].code == 1
     assert "connection lost" in by_name["stale"].stdout
+
+
+async def test_preview_names_every_artist_the_api_gives_only_by_id(
+    cli: Cli, fake: FakeNekosAPI
+) -> None:
+    result = await cli("preview", "random", "--count", "10", env=api_env(fake))
+    assert result.code == 0, result.output
+    payload = result.json()
+    rows = [DATASET.image_by_id[i] for i in image_ids(payload)]
+    assert any(fake.artist_is_bare_id(r) for r in rows if r.artist_id)
+    for row, embed in zip(rows, payload["embeds"], strict=True):
+        if row.artist_id is None:
+            assert "author" not in embed
+        else:
+            assert embed["author"]["name"] == f"Artist: {DATASET.artist_by_id[row.artist_id].name}"

@@ -38,7 +38,14 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings == Settings()
     assert settings.discord_token is None
     assert settings.nekos_api_token is None
-    assert settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL
+    # A fresh install talks to the API that is served today.
+    assert (
+        settings.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL == "https://api.nekosapi.com/v4"
+    )
+    assert settings.nekos_api_version == "v4"
+    assert settings.v4_allow_above_sfw is False
+    assert settings.v4_deny_tags == frozenset()
+    assert settings.nekos_api_rate == 1.0
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.discord_api_base_url is None
     assert settings.log_level == "INFO"
@@ -50,6 +57,10 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.cooldown_uses == 5
     assert settings.cooldown_seconds == 10.0
     assert settings.health_file == Path("data/heartbeat")
+    assert settings.data_dir == Path("data")
+    assert settings.redis_url is None
+    assert settings.redis_key_prefix == "nekos:"
+    assert settings.source_address is None
 
 
 def test_missing_discord_token_only_fails_when_required() -> None:
@@ -88,9 +99,16 @@ VALID: list[tuple[str, str, str, Any]] = [
      "http://127.0.0.1:8080/api"),
     ("NEKOS_API_BASE_URL", "https://api.nekosapi.com/v1", "nekos_api_base_url",
      "https://api.nekosapi.com/v1"),
+    ("NEKOS_API_VERSION", "V4", "nekos_api_version", "v4"),
+    ("NEKOS_API_VERSION", "v1", "nekos_api_version", "v1"),
+    ("NEKOS_API_RATE", "2.5", "nekos_api_rate", 2.5),
+    ("NEKOS_API_RATE", "0.2", "nekos_api_rate", 0.2),
     ("DISCORD_API_BASE_URL", "http://localhost:9000/api/v10//", "discord_api_base_url",
      "http://localhost:9000/api/v10"),
     ("DATABASE_URL", "sqlite:////var/lib/bot.db", "database_url", "sqlite:////var/lib/bot.db"),
+    ("DATABASE_URL", "postgresql://bot:pw@db:5432/bot", "database_url",
+     "postgresql://bot:pw@db:5432/bot"),
+    ("DATABASE_URL", "postgres://bot@db/bot", "database_url", "postgres://bot@db/bot"),
     ("LOG_LEVEL", "debug", "log_level", "DEBUG"),
     ("LOG_LEVEL", "Warning", "log_level", "WARNING"),
     ("LOG_LEVEL", "CRITICAL", "log_level", "CRITICAL"),
@@ -108,6 +126,12 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("COOLDOWN_SECONDS", "7.5", "cooldown_seconds", 7.5),
     ("HEALTH_FILE", "/run/bot/alive", "health_file", Path("/run/bot/alive")),
     ("HEALTH_FILE", "", "health_file", None),
+    ("DATA_DIR", "/var/lib/nekos-bot", "data_dir", Path("/var/lib/nekos-bot")),
+    ("REDIS_URL", "redis://cache:6379/2", "redis_url", Secret("redis://cache:6379/2")),
+    ("REDIS_URL", "unix:///run/redis.sock", "redis_url", Secret("unix:///run/redis.sock")),
+    ("REDIS_KEY_PREFIX", "bot-a:", "redis_key_prefix", "bot-a:"),
+    ("NEKOS_API_SOURCE_ADDRESS", " 192.0.2.10 ", "source_address", "192.0.2.10"),
+    ("NEKOS_API_SOURCE_ADDRESS", "2001:DB8::1", "source_address", "2001:db8::1"),
 ]  # fmt: skip
 
 
@@ -115,6 +139,37 @@ VALID: list[tuple[str, str, str, Any]] = [
 def test_each_setting_is_parsed(name: str, raw: str, attribute: str, expected: Any) -> None:
     settings = settings_from_mapping({name: raw})
     assert getattr(settings, attribute) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "version"),
+    [
+        ("https://v1.nekosapi.com/api", "v1"),
+        ("https://api.nekosapi.com/v1", "v1"),
+        ("https://api.nekosapi.com/v4", "v4"),
+        ("https://api.nekosapi.com/V4/", "v4"),
+        ("http://127.0.0.1:8081/v4", "v4"),
+        ("http://127.0.0.1:8081/v4/images", "v1"),
+        ("http://v4.example/api", "v1"),
+    ],
+)
+def test_unset_version_follows_the_base_urls_path(url: str, version: str) -> None:
+    assert settings_from_mapping({"NEKOS_API_BASE_URL": url}).nekos_api_version == version
+
+
+def test_an_explicit_version_wins_over_the_url() -> None:
+    settings = settings_from_mapping(
+        {"NEKOS_API_BASE_URL": "https://mirror.example/nekos", "NEKOS_API_VERSION": "v4"}
+    )
+    assert settings.nekos_api_version == "v4"
+    v1 = settings_from_mapping({"NEKOS_API_VERSION": "V1"})
+    assert v1.nekos_api_version == "v1"
+    assert v1.nekos_api_base_url == DEFAULT_NEKOS_API_BASE_URL  # the URL is the operator's call
+
+
+def test_the_rate_sets_the_interval_between_requests() -> None:
+    assert Settings().nekos_api_interval == 1.0
+    assert settings_from_mapping({"NEKOS_API_RATE": "4"}).nekos_api_interval == 0.25
 
 
 def test_integers_are_ints_and_numbers_are_floats() -> None:
@@ -127,8 +182,17 @@ INVALID: list[tuple[str, str]] = [
     ("NEKOS_API_BASE_URL", "ftp://example.org/api"),
     ("NEKOS_API_BASE_URL", "v1.nekosapi.com/api"),
     ("NEKOS_API_BASE_URL", "https://"),
+    ("NEKOS_API_VERSION", "v3"),
+    ("NEKOS_API_VERSION", "4"),
+    ("NEKOS_API_RATE", "0"),
+    ("NEKOS_API_RATE", "-1"),
+    ("NEKOS_API_RATE", "fast"),
+    ("NEKOS_API_RATE", "inf"),
     ("DISCORD_API_BASE_URL", "ws://localhost:9000"),
     ("DATABASE_URL", "data/nekos-bot.db"),
+    ("DATABASE_URL", "mysql://root@db/bot"),
+    ("DATABASE_URL", "sqlite://host/x.db"),
+    ("DATABASE_URL", "postgresql://bot@db:port/bot"),
     ("LOG_LEVEL", "verbose"),
     ("LOG_LEVEL", "10"),
     ("IMAGE_DELIVERY", "upload"),
@@ -145,6 +209,10 @@ INVALID: list[tuple[str, str]] = [
     ("COOLDOWN_USES", "0"),
     ("COOLDOWN_SECONDS", "-0.1"),
     ("COOLDOWN_SECONDS", "-inf"),
+    ("REDIS_URL", "127.0.0.1:6379"),
+    ("REDIS_URL", "http://cache:6379"),
+    ("NEKOS_API_SOURCE_ADDRESS", "eth0"),
+    ("NEKOS_API_SOURCE_ADDRESS", "192.0.2.300"),
 ]
 
 
@@ -212,6 +280,11 @@ def test_secret_compares_by_value() -> None:
     assert hash(Secret("abc")) == hash(Secret("abc"))
 
 
+def test_a_redis_password_never_shows_in_the_settings() -> None:
+    settings = settings_from_mapping({"REDIS_URL": "redis://:hunter2-secret@cache:6379/0"})
+    assert "hunter2-secret" not in repr(settings) + str(settings)
+
+
 def test_settings_repr_hides_both_tokens() -> None:
     settings = settings_from_mapping(
         {"DISCORD_TOKEN": DISCORD_TOKEN, "NEKOS_API_TOKEN": NEKOS_TOKEN}
@@ -219,6 +292,11 @@ def test_settings_repr_hides_both_tokens() -> None:
     text = repr(settings) + str(settings)
     assert DISCORD_TOKEN not in text
     assert NEKOS_TOKEN not in text
+
+
+def test_settings_repr_hides_the_database_password() -> None:
+    settings = settings_from_mapping({"DATABASE_URL": "postgresql://bot:hunter2pw@db/bot"})
+    assert "hunter2pw" not in repr(settings) + str(settings)
 
 
 # ---------------------------------------------------------------------------------- .env
@@ -294,5 +372,23 @@ def test_malformed_token_in_dotenv_is_not_echoed(
 
 def test_every_setting_the_bot_reads_is_in_env_example_and_nothing_else() -> None:
     example = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^#? ?([A-Z_]{5,})=", example, re.MULTILINE))
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]{4,})=", example, re.MULTILINE))
     assert documented == set(SETTING_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("YES", True), ("1", True), ("on", True), ("false", False), ("0", False)],
+)
+def test_v4_opt_in_above_sfw_reads_common_spellings(value: str, expected: bool) -> None:
+    assert settings_from_mapping({"NEKOS_V4_ALLOW_ABOVE_SFW": value}).v4_allow_above_sfw is expected
+
+
+def test_v4_opt_in_refuses_other_words() -> None:
+    with pytest.raises(ConfigError, match="NEKOS_V4_ALLOW_ABOVE_SFW must be true or false"):
+        settings_from_mapping({"NEKOS_V4_ALLOW_ABOVE_SFW": "maybe"})
+
+
+def test_v4_deny_tags_are_a_lower_cased_comma_list() -> None:
+    settings = settings_from_mapping({"NEKOS_V4_DENY_TAGS": " Small, tiny ,, Chibi "})
+    assert settings.v4_deny_tags == frozenset({"small", "tiny", "chibi"})

@@ -196,9 +196,11 @@ def test_image_embed_without_artist_has_no_author() -> None:
     assert embed.author.name is None
 
 
-def test_image_embed_artist_known_only_by_id() -> None:
+def test_image_embed_credits_no_one_rather_than_an_unnamed_artist() -> None:
+    # The commands name an id-only artist before rendering; one they could not name is not
+    # credited as "Unknown artist" (the API does know them).
     embed = image_embed(make_image(artist=Artist(id="5f1e0d4c-aaaa")))
-    assert embed.author.name == "Unknown artist"
+    assert embed.author.name is None
     assert embed.author.url is None
 
 
@@ -589,6 +591,7 @@ def test_stats_embed_without_version_or_ratings() -> None:
 
 
 def test_about_embed_reports_health() -> None:
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
     info = AboutInfo(
         bot_version="0.1.0",
         api_version=None,
@@ -596,29 +599,66 @@ def test_about_embed_reports_health() -> None:
         guild_count=12_345,
         queue_length=3,
         estimated_wait=4,
-        last_error="429 @everyone",
+        last_error="429 **bold** [x](https://evil.example) @everyone",
         requests_sent=99,
         minor_safety_refusals=2,
+        now=now,
     )
     fields = {f.name: f.value for f in about_embed(info).fields}
     assert fields["Uptime"] == "2h 5m"
     assert fields["Servers"] == "12,345"
     assert fields["Queue"] == "3 requests, about 4s wait"
     assert fields["API version"] == "unknown"
+    assert fields["API connection"] == "working"
     assert fields["Minor-safety refusals"] == "2"
     assert "Image pool" not in fields  # unknown (e.g. a preview): not shown
     assert fields["Busy answers"] == "0"
+    # Everyone sees the health in our words, never the API's error text.
+    assert not [name for name in fields if "error" in name.lower()]
+    assert not [v for v in fields.values() if "evil" in (v or "") or "bold" in (v or "")]
     busy = about_embed(
         replace(info, pooled_images=412, random_requests=200, served_from_stock=174, busy_answers=3)
     )
     busy_fields = {f.name: f.value for f in busy.fields}
     assert busy_fields["Image pool"] == "412 images, 87% of random requests answered from it"
     assert busy_fields["Busy answers"] == "3"
-    assert mentions(fields["Last API error"] or "") == []
     idle = about_embed(replace(info, queue_length=0, last_error=None))
     idle_fields = {f.name: f.value for f in idle.fields}
     assert idle_fields["Queue"] == "0 requests"
-    assert idle_fields["Last API error"] == "none"
+    assert "Request budget" not in fields  # unknown: not shown
+    shared = about_embed(replace(info, request_budget="shared via Redis with 2 other processes"))
+    shared_fields = {f.name: f.value for f in shared.fields}
+    assert shared_fields["Request budget"] == "shared via Redis with 2 other processes"
+
+
+def test_about_embed_says_when_the_api_is_in_trouble_or_paused() -> None:
+    now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+    info = AboutInfo("0.1.0", "v1", 60, 1, 0, 0, "boom", 5, 0, now=now)
+    recent = replace(info, last_error_at=now - dt.timedelta(minutes=2))
+    old = replace(info, last_error_at=now - dt.timedelta(minutes=20))
+    paused = replace(info, blocked_until=now + dt.timedelta(minutes=30))
+    health = {f.name: f.value for f in about_embed(recent).fields}["API connection"]
+    assert health is not None
+    assert health.startswith("having trouble (last error <t:")
+    assert {f.name: f.value for f in about_embed(old).fields}["API connection"] == "working"
+    paused_health = {f.name: f.value for f in about_embed(paused).fields}["API connection"]
+    assert paused_health is not None
+    assert paused_health.startswith("paused until <t:")
+
+
+def test_about_embed_details_show_the_last_error_escaped() -> None:
+    info = AboutInfo(
+        "0.1.0", "v1", 60, 1, 0, 0, "**bold** [x](https://evil.example) @everyone", 5, 0
+    )
+    fields = {f.name: f.value for f in about_embed(info, details=True).fields}
+    shown = fields["Last API error (only you can see this)"] or ""
+    assert "\\*\\*bold\\*\\*" in shown
+    assert mentions(shown) == []
+    assert links(shown) == []
+    none = about_embed(replace(info, last_error=None), details=True)
+    assert {f.name: f.value for f in none.fields}["Last API error (only you can see this)"] == (
+        "none"
+    )
 
 
 def test_rating_labels() -> None:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
+from bot.catalog import Catalog, CatalogSource
 from bot.gating import (
+    DEFAULT_POLICY,
+    EXPLICIT_TAGS,
+    YOUTH_TAGS,
     ChannelContext,
     ChannelKind,
+    ContentPolicy,
     Decision,
     GuildSettings,
     RefusalCounter,
@@ -18,12 +25,17 @@ from bot.gating import (
     allowed_max,
     category_visible,
     effective_max,
-    filter_images,
+    effective_rating,
     is_known_minor,
     may_show,
+    tag_visible,
     violates_minor_safety,
 )
+from bot.nekos import NekosClient, NekosV4Client
 from bot.nekos.models import Category, Character, Image, Rating
+from bot.replies import Replies, Reply
+from bot.serving import ImagePool, PoolSettings
+from tests.test_serving import FakeRandomSource
 
 GUILD = 100
 CHANNEL = 200
@@ -355,27 +367,18 @@ def test_may_show_refuses_ratings_above_max(
     assert decision.reason is (None if allowed else RefusalReason.RATING_ABOVE_MAX)
 
 
-def test_filter_images_keeps_order_and_counts_refusals_by_reason() -> None:
-    ok1 = _image(Rating.SFW, image_id="ok1")
-    too_high = _image(Rating.NSFW, image_id="high")
-    minor = _image(Rating.QUESTIONABLE, _character((16, 17)), image_id="minor")
-    ok2 = _image(Rating.QUESTIONABLE, _character((19,)), image_id="ok2")
+def test_refusal_counter_counts_by_reason() -> None:
     counter = RefusalCounter()
-
-    shown = filter_images([ok1, too_high, minor, ok2], Rating.QUESTIONABLE, counter)
-
-    assert shown == [ok1, ok2]
+    counter.record(RefusalReason.MINOR_SAFETY)
+    counter.record(RefusalReason.RATING_ABOVE_MAX)
+    counter.record(RefusalReason.MINOR_SAFETY)
     assert counter.snapshot() == {
-        RefusalReason.MINOR_SAFETY: 1,
+        RefusalReason.MINOR_SAFETY: 2,
         RefusalReason.RATING_ABOVE_MAX: 1,
     }
-    assert counter.minor_safety == 1
-    assert counter.total == 2
-    assert "minor_safety=1" in repr(counter)
-
-
-def test_filter_images_without_counter() -> None:
-    assert filter_images([_image(Rating.NSFW)], Rating.SFW) == []
+    assert counter.minor_safety == 2
+    assert counter.total == 3
+    assert "minor_safety=2" in repr(counter)
 
 
 @pytest.mark.parametrize(
@@ -396,6 +399,10 @@ def test_nsfw_categories_hidden_where_only_sfw_allowed(
 
 
 # --------------------------------------------------------------------------- randomised
+
+
+async def _nothing() -> list[Any]:
+    return []
 
 
 def _random_context(rng: random.Random) -> ChannelContext:
@@ -457,35 +464,211 @@ def _oracle_minor_risk(image: Image) -> bool:
     )
 
 
-def test_randomised_serving_never_exceeds_allowed_rating_or_shows_minors() -> None:
-    rng = random.Random(20240601)
-    counter = RefusalCounter()
-    served = shown_total = 0
-    expected_minor_refusals = 0
+def _shown_ids(reply: Reply) -> list[str]:
+    return [str(e["footer"]["text"]).rsplit(" · ", 1)[-1] for e in reply.payload()["embeds"]]
 
-    while served < 12_000:
+
+async def test_randomised_serving_never_exceeds_allowed_rating_or_shows_minors() -> None:
+    """12,000 random images through the path ``/neko random`` takes (Replies → ImagePool):
+    nothing above what the channel allows, exactly the rating a member asked for, no minors."""
+    rng = random.Random(20240601)
+    sent: list[Image] = []
+
+    def fresh_batch(categories: tuple[str, ...], limit: int) -> list[Image]:
+        batch = [_random_image(rng, len(sent) + i) for i in range(limit)]
+        sent.extend(batch)
+        return batch
+
+    pool = ImagePool(
+        FakeRandomSource(fresh_batch),
+        interactive_priority=0,
+        background_priority=2,
+        settings=PoolSettings(max_uses=1, barren_memory=0),
+        rng=random.Random(1),
+    )
+    counter = RefusalCounter()
+    replies = Replies(
+        pool=pool,
+        lookups=None,
+        catalog=Catalog(CatalogSource(_nothing, _nothing, _nothing)),
+        api=NekosClient("http://127.0.0.1:9/api"),  # never called: delivery is by link
+        refusals=counter,
+    )
+    shown_by_rating: Counter[Rating] = Counter()
+    refused_requests = 0
+    requests = 0
+    while len(sent) < 12_000:
+        requests += 1
         ctx = _random_context(rng)
         settings = _random_settings(rng)
         requested = rng.choice(REQUESTS)
-        batch = [_random_image(rng, served + i) for i in range(rng.randint(1, 40))]
-        served += len(batch)
-        limit = effective_max(allowed_max(ctx, settings), requested)
+        channel_max = allowed_max(ctx, settings)
+        request = replies.random_request(
+            user_id=requests,
+            guild_id=ctx.guild_id,
+            channel_id=requests,
+            channel_max=channel_max,
+            requested=requested,
+            categories=None,
+            count=rng.randint(1, 10),
+        )
+        reply = await replies.random(request, requested=requested)
 
-        shown = filter_images(batch, limit, counter)
+        ceiling = _oracle_max(ctx, settings, None)
+        if requested is not None and requested > ceiling:
+            refused_requests += 1
+            assert reply.ephemeral
+            assert not reply.embeds
+            assert f"up to **{ceiling.label}**" in (reply.content or "")
+            continue
+        for image_id in _shown_ids(reply):
+            image = next(i for i in sent if i.id == image_id)
+            assert image.rating <= ceiling
+            if requested is not None:
+                assert image.rating is requested
+            assert not _oracle_minor_risk(image)
+            shown_by_rating[image.rating] += 1
 
-        oracle_limit = _oracle_max(ctx, settings, requested)
-        assert limit == oracle_limit
-        assert all(image.rating <= oracle_limit for image in shown)
-        assert not any(_oracle_minor_risk(image) for image in shown)
-        # Nothing safe was dropped either: the filter is exact, not merely conservative.
-        assert shown == [
-            image
-            for image in batch
-            if image.rating <= oracle_limit and not _oracle_minor_risk(image)
-        ]
-        shown_total += len(shown)
-        expected_minor_refusals += sum(_oracle_minor_risk(image) for image in batch)
+    offered_minors = {i.id for i in sent if _oracle_minor_risk(i)}
+    assert 0 < counter.minor_safety <= len(offered_minors)
+    assert refused_requests > 0
+    # Not vacuous: every rating was shown where it was allowed.
+    assert all(shown_by_rating[rating] > 0 for rating in Rating)
 
-    assert counter.minor_safety == expected_minor_refusals > 0
-    assert counter.total == served - shown_total
-    assert shown_total > 0
+
+# --------------------------------------------------------------------------- v4: tags, no ages
+
+
+def _v4(rating: Rating, *tags: str, image_id: str = "4399") -> Image:
+    """An image as v4 gives it: tags, no characters, ages not knowable."""
+    return Image(
+        id=image_id,
+        url=f"https://example.invalid/{image_id}.webp",
+        rating=rating,
+        tags=tags,
+        ages_known=False,
+    )
+
+
+OPTED_IN = ContentPolicy(unverified_above_sfw=True)
+
+
+def test_without_the_opt_in_nothing_above_sfw_from_an_api_without_ages() -> None:
+    assert may_show(_v4(Rating.SFW, "girl"), Rating.NSFW)
+    for rating in (Rating.QUESTIONABLE, Rating.NSFW):
+        decision = may_show(_v4(rating, "girl"), Rating.NSFW)
+        assert decision.reason is RefusalReason.MINOR_SAFETY
+    assert DEFAULT_POLICY.ceiling(ages_known=False) is Rating.SFW
+    assert DEFAULT_POLICY.ceiling(ages_known=True) is Rating.NSFW
+
+
+def test_with_the_opt_in_above_sfw_but_never_with_a_youth_tag() -> None:
+    assert OPTED_IN.ceiling(ages_known=False) is Rating.NSFW
+    assert may_show(_v4(Rating.NSFW, "girl", "sword"), Rating.NSFW, OPTED_IN)
+    for tag in ("loli", "child", "school uniform"):
+        decision = may_show(_v4(Rating.QUESTIONABLE, "girl", tag), Rating.NSFW, OPTED_IN)
+        assert decision.reason is RefusalReason.MINOR_SAFETY, tag
+        # In sfw the same tags are harmless.
+        assert may_show(_v4(Rating.SFW, "girl", tag), Rating.NSFW, OPTED_IN), tag
+
+
+def test_operators_extend_the_youth_deny_list() -> None:
+    policy = ContentPolicy(unverified_above_sfw=True, youth_tags=YOUTH_TAGS | {"tiny"})
+    assert may_show(_v4(Rating.NSFW, "tiny"), Rating.NSFW, OPTED_IN)
+    assert not may_show(_v4(Rating.NSFW, "tiny"), Rating.NSFW, policy)
+
+
+def test_tags_that_say_more_than_the_classifier_raise_the_rating() -> None:
+    # The classifier errs: "safe" with an explicit tag is nsfw, with a suggestive one questionable.
+    assert effective_rating(_v4(Rating.SFW, "nude")) is Rating.NSFW
+    assert effective_rating(_v4(Rating.QUESTIONABLE, "sex")) is Rating.NSFW
+    assert effective_rating(_v4(Rating.SFW, "lingerie")) is Rating.QUESTIONABLE
+    assert effective_rating(_v4(Rating.SFW, "girl")) is Rating.SFW
+    refused = may_show(_v4(Rating.SFW, "nude"), Rating.SFW, OPTED_IN)
+    assert refused.reason is RefusalReason.RATING_ABOVE_MAX
+    assert may_show(_v4(Rating.SFW, "nude"), Rating.NSFW, OPTED_IN)
+    # A v1 category of that name counts the same way.
+    v1 = Image(
+        id="x",
+        url="https://example.invalid/x.png",
+        rating=Rating.SFW,
+        categories=(Category(id="c", name="Lingerie"),),
+    )
+    assert effective_rating(v1) is Rating.QUESTIONABLE
+
+
+@pytest.mark.parametrize(
+    ("tag", "sfw", "nsfw"),
+    [
+        ("girl", True, True),
+        ("nude", False, True),
+        ("lingerie", False, True),
+        ("loli", False, False),
+    ],
+)
+def test_tags_offered_follow_the_channel(tag: str, sfw: bool, nsfw: bool) -> None:
+    assert tag_visible(tag, Rating.SFW) is sfw
+    assert tag_visible(tag, Rating.NSFW) is nsfw
+
+
+def _random_v4_image(rng: random.Random, n: int) -> Image:
+    vocabulary = ["girl", "catgirl", "sword", *sorted(EXPLICIT_TAGS)[:4], *sorted(YOUTH_TAGS)[:4]]
+    tags = tuple(rng.sample(vocabulary, rng.randint(0, 3)))
+    return _v4(rng.choice(list(Rating)), *tags, image_id=str(n))
+
+
+@pytest.mark.parametrize("policy", [DEFAULT_POLICY, OPTED_IN], ids=["default", "opted-in"])
+async def test_randomised_v4_serving_never_shows_more_than_allowed(policy: ContentPolicy) -> None:
+    """v4-shaped images (tags, no ages) through the path ``/neko random`` takes."""
+    rng = random.Random(4399)
+    sent: list[Image] = []
+
+    def fresh_batch(categories: tuple[str, ...], limit: int) -> list[Image]:
+        batch = [_random_v4_image(rng, len(sent) + i) for i in range(limit)]
+        sent.extend(batch)
+        return batch
+
+    pool = ImagePool(
+        FakeRandomSource(fresh_batch),
+        interactive_priority=0,
+        background_priority=2,
+        settings=PoolSettings(max_uses=1, barren_memory=0),
+        rng=random.Random(2),
+    )
+    replies = Replies(
+        pool=pool,
+        lookups=None,
+        catalog=Catalog(CatalogSource(_nothing, _nothing, _nothing), uses_tags=True, policy=policy),
+        api=NekosV4Client("http://127.0.0.1:9/v4"),  # never called: delivery is by link
+        refusals=RefusalCounter(),
+        policy=policy,
+    )
+    by_id = {}
+    shown_levels: Counter[Rating] = Counter()
+    for n in range(600):
+        channel_max = rng.choice(list(Rating))
+        requested = rng.choice(REQUESTS)
+        request = replies.random_request(
+            user_id=n,
+            guild_id=1,
+            channel_id=n,
+            channel_max=channel_max,
+            requested=requested,
+            categories=None,
+            count=rng.randint(1, 10),
+        )
+        reply = await replies.random(request, requested=requested)
+        by_id.update({i.id: i for i in sent})
+        ceiling = min(channel_max, Rating.NSFW if policy.unverified_above_sfw else Rating.SFW)
+        for image_id in _shown_ids(reply):
+            image = by_id[image_id]
+            level = effective_rating(image, policy)
+            assert level <= ceiling
+            if level > Rating.SFW:
+                assert not set(image.tags) & YOUTH_TAGS
+            shown_levels[level] += 1
+    assert shown_levels[Rating.SFW] > 0
+    if policy.unverified_above_sfw:
+        assert shown_levels[Rating.NSFW] > 0
+    else:
+        assert set(shown_levels) == {Rating.SFW}

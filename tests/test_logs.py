@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,7 +65,25 @@ def test_bearer_token_is_masked_even_if_not_configured(
     assert f"Bearer {MASK} to /token" in out
 
 
-@pytest.mark.parametrize("key", ["token", "signature", "sig", "X-Amz-Signature", "TOKEN"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "token",
+        "signature",
+        "sig",
+        "X-Amz-Signature",
+        "TOKEN",
+        "X-Amz-Credential",
+        "X-Amz-Security-Token",
+        "X-Goog-Signature",
+        "GoogleAccessId",
+        "Policy",
+        "Key-Pair-Id",
+        "access_token",
+        "api_key",
+        "hmac",
+    ],
+)
 def test_signed_url_query_credential_is_masked(
     captured: tuple[logging.Logger, io.StringIO], key: str
 ) -> None:
@@ -75,6 +94,44 @@ def test_signed_url_query_credential_is_masked(
     assert "s3cr3tSIGvalue" not in out
     assert f"{key}={MASK}&expires=99" in out
     assert "size=2" in out
+
+
+INTERACTION_TOKEN = "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDpGQUtFVE9LRU5fZm9yX3Rlc3Rz-_."
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # discord.py's DEBUG lines for an interaction callback and a follow-up.
+        "POST https://discord.com/api/v10/interactions/1234567890/{t}/callback with {{}} has "
+        "returned 204",
+        "PATCH https://discord.com/api/v10/webhooks/1000000000000000001/{t}/messages/@original",
+        "POST http://127.0.0.1:4444/api/v10/webhooks/1000000000000000001/{t}?wait=true",
+        # The token as it travels in a payload, JSON or a Python repr.
+        '{{"type": 2, "token": "{t}", "id": "55"}}',
+        "{{'type': 2, 'token': '{t}', 'id': '55'}}",
+    ],
+)
+def test_interaction_tokens_are_masked_wherever_they_appear(
+    captured: tuple[logging.Logger, io.StringIO], line: str
+) -> None:
+    logger, stream = captured
+    logger.debug(line.format(t=INTERACTION_TOKEN))
+    out = stream.getvalue()
+    assert INTERACTION_TOKEN not in out
+    assert MASK in out
+
+
+def test_bot_authorization_is_masked_but_ordinary_words_after_bot_are_not(
+    captured: tuple[logging.Logger, io.StringIO],
+) -> None:
+    logger, stream = captured
+    unknown = "T3RoZXJCb3RUb2tlbjEyMzQ1Njc4OTA.GaBcDe.zyxwvutsrqponmlkjihgfedcba"
+    logger.debug("headers: Authorization: Bot %s", unknown)
+    logger.info("Bot connected to 3 servers")
+    out = stream.getvalue()
+    assert unknown not in out
+    assert "Bot connected to 3 servers" in out
 
 
 def test_fake_storage_url_signature_is_masked(
@@ -171,3 +228,48 @@ def test_setup_logging_replaces_earlier_handlers(restore_root: None) -> None:
     assert len(root.handlers) == 1
     assert root.level == logging.WARNING
     assert logging.getLogger("discord.gateway").level == logging.WARNING
+
+
+def test_an_unexpected_failure_in_the_cli_is_logged_masked_in_one_place(
+    restore_root: None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from bot import __main__ as cli
+    from bot import checks
+    from bot.config import SETTING_NAMES
+
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / "bot.env"
+    env_file.write_text(f"DISCORD_TOKEN={SECRET}\nHEALTH_FILE=\n", encoding="utf-8")
+
+    async def broken(settings: object) -> list[object]:
+        raise RuntimeError(f"exploded while holding {SECRET}")
+
+    monkeypatch.setattr(checks, "run_checks", broken)
+
+    code = cli.main(["--env-file", str(env_file), "check"])
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "RuntimeError: exploded while holding" in err  # the traceback, through logging
+    assert SECRET not in err
+    assert err.strip().splitlines()[-1].startswith("error: unexpected failure")
+
+
+def test_the_redis_and_database_passwords_are_masked_in_the_logs() -> None:
+    from bot.__main__ import _secrets
+    from bot.config import settings_from_mapping
+
+    settings = settings_from_mapping(
+        {
+            "REDIS_URL": "redis://:r3disPassw0rd@127.0.0.1:6379/0",
+            "DATABASE_URL": "postgresql://bot:pgPassw0rd@127.0.0.1:5432/nekos",
+        }
+    )
+    redactor = RedactingFilter(_secrets(settings, [settings.database_url]))
+    line = redactor.redact("connect to redis://:r3disPassw0rd@… and pgPassw0rd failed")
+    assert "r3disPassw0rd" not in line
+    assert "pgPassw0rd" not in line

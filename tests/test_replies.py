@@ -275,24 +275,28 @@ async def test_rating_option_narrows(stack: Stack) -> None:
 
 
 @heavy()
-async def test_rating_option_never_widens(stack: Stack) -> None:
-    request = stack.replies.random_request(
-        user_id=USER,
-        guild_id=99,
-        channel_id=8,
-        channel_max=Rating.SFW,
-        requested=Rating.NSFW,
-        categories=None,
-        count=10,
+async def test_rating_option_above_the_channel_is_refused_with_no_image(stack: Stack) -> None:
+    reply = await random_reply(
+        stack, channel_max=Rating.SFW, requested=Rating.NSFW, count=10, channel_id=8
     )
-    assert isinstance(request, ImageRequest)
-    assert request.max_rating is Rating.SFW
-    for _ in range(4):
-        before = len(stack.served)
-        await random_reply(
-            stack, channel_max=Rating.SFW, requested=Rating.NSFW, count=10, channel_id=8
-        )
-        assert all(image.rating is Rating.SFW for image in stack.served[before:])
+    assert reply.ephemeral
+    assert reply.embeds == []
+    assert "up to **sfw**" in (reply.content or "")
+    assert "can't show **nsfw**" in (reply.content or "")
+    assert stack.served == []
+    assert not reply.charge  # an input error does not cost the member a use
+
+
+@heavy()
+@pytest.mark.parametrize("requested", [Rating.SFW, Rating.QUESTIONABLE, Rating.NSFW])
+async def test_rating_option_is_an_exact_filter(stack: Stack, requested: Rating) -> None:
+    reply = await random_reply(
+        stack, channel_max=Rating.NSFW, requested=requested, count=10, channel_id=8
+    )
+    assert not reply.ephemeral
+    shown = [stack.row(i).nsfw for i in footer_ids(reply)]
+    assert shown  # the fake samples a fifth of its images per call: some, maybe not all ten
+    assert set(shown) == {requested.label}
 
 
 async def test_random_reply_has_another_and_link_buttons(stack: Stack) -> None:
@@ -618,15 +622,53 @@ async def test_artist_with_exactly_one_full_page_of_images() -> None:
         assert _gallery_page(reply)[:2] == (25, 25)
 
 
-async def test_artist_found_by_search_when_the_catalogue_is_empty() -> None:
+SPECIAL_ARTISTS = [
+    "50% off",
+    "under_score",
+    "(paren)",
+    "a|b studio",
+    "star*",
+    "+plus+",
+    "[bracket]",
+    "back\\slash",
+    "MiXeD CaSe",
+    "A rather long artist name",
+    "China",
+]
+
+
+async def test_artist_found_by_exact_name_by_search_when_the_catalogue_is_empty() -> None:
     dataset = generate_dataset()
-    names = ["50% off", "under_score", "MiXeD CaSe", "A rather long artist name", "China"]
     async for stack in _stack(StackOptions(dataset=dataset, load_catalog=False)):
-        for name in names:
+        for name in SPECIAL_ARTISTS:
             artist = dataset.artist_named(name)
             reply = await stack.replies.artist(user_id=USER, channel_max=Rating.SFW, name=name)
             assert not reply.ephemeral, name
             assert artist.id in (reply.embeds[0].footer.text or ""), name
+            assert reply.content is None, name  # exact: no "closest name" note
+
+
+@pytest.mark.parametrize("load_catalog", [True, False], ids=["catalogue", "search"])
+async def test_artist_by_a_partial_name_says_which_artist_is_shown(load_catalog: bool) -> None:
+    dataset = generate_dataset()
+    options = StackOptions(dataset=dataset, load_catalog=load_catalog)
+    async for stack in _stack(options):
+        reply = await stack.replies.artist(user_id=USER, channel_max=Rating.SFW, name="bracket")
+        assert not reply.ephemeral
+        assert dataset.artist_named("[bracket]").id in (reply.embeds[0].footer.text or "")
+        content = (reply.content or "").replace("\\", "")  # however the name is escaped
+        assert content == "No artist is called `bracket`; showing **[bracket]**, the closest name."
+
+
+async def test_character_found_by_name_with_special_characters_by_search() -> None:
+    dataset = generate_dataset()
+    async for stack in _stack(StackOptions(dataset=dataset, load_catalog=False)):
+        for name in ("Mio (Summer)", "100% Neko", "Yuki_Onna", "Hana|Kaze"):
+            character = dataset.character_named(name)
+            reply = await stack.replies.character(name=name)
+            assert not reply.ephemeral, name
+            assert character.id in (reply.embeds[0].footer.text or ""), name
+            assert reply.content is None, name
 
 
 async def test_unknown_artist_is_an_ephemeral_notice(stack: Stack) -> None:
@@ -754,8 +796,8 @@ ERRORS: list[tuple[NekosError, str]] = [
     (Blocked("blocked", until=UNTIL, retry_after=3600), "paused requests"),
     (RateLimited("slow down", retry_after=2.2), "about 3 seconds"),
     (RateLimited("slow down", retry_after=0.0), "about 1 seconds"),
-    (InvalidParameter("limit must be 1-25"), "limit must be 1-25"),
-    (BadRequest("The following categories do not exist: zzz", status=400), "do not exist"),
+    (InvalidParameter("limit must be 1-25"), "didn't accept those options"),
+    (BadRequest("The following **categories** do not exist: zzz", status=400), "Check them"),
     (NotFound("Could not find image", status=404), "couldn't find that"),
     (ResponseParseError("bad JSON"), "couldn't read"),
     (ServerError("Internal Server Error", status=500), "isn't answering"),
@@ -774,6 +816,7 @@ def test_error_reply_is_ephemeral_and_friendly(error: NekosError, phrase: str) -
     assert phrase in text
     assert "Traceback" not in text
     assert type(error).__name__ not in text
+    assert error.message not in text  # the API's (or the adapter's) own wording is never shown
     assert text.rstrip().endswith((".", "!"))
 
 

@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.nekos.search import SIMILAR_TO_SPECIALS, RawPattern, escape_similar_to, search_pattern
+from bot.nekos.search import (
+    SIMILAR_TO_SPECIALS,
+    RawPattern,
+    escape_similar_to,
+    name_pattern,
+    search_pattern,
+    utf16_length,
+)
 
 _OPERATORS = "|*+?{}()[]"
 
@@ -116,3 +123,17 @@ def test_translator_understands_the_operators_it_is_checked_against() -> None:
     assert not matches("abc", "xabcx")
     with pytest.raises(ValueError, match="escape"):
         similar_to_regex("abc\\")
+
+
+@given(name=search_text.filter(lambda t: t.strip()))
+def test_name_pattern_fits_the_limit_and_matches_the_name(name: str) -> None:
+    pattern = name_pattern(name, 20)
+    assert isinstance(pattern, RawPattern)
+    assert utf16_length(pattern) <= 20
+    # A superset search: the name itself is always among the matches (cut when too long).
+    assert matches(pattern, name.strip())
+
+
+def test_name_pattern_spends_one_character_per_operator() -> None:
+    assert name_pattern("a|b (c)*", 20) == "%a_b _c__%"
+    assert name_pattern("A rather long artist name", 20) == "%A rather long arti%"

@@ -864,6 +864,18 @@ def test_cooldown_is_per_user_and_refusals_do_not_extend_it() -> None:
     assert cooldown.check(1) is None
 
 
+def test_cooldown_refund_gives_back_a_use_that_did_not_count() -> None:
+    clock = FakeClock(0.0)
+    cooldown = Cooldown(2, 10.0, clock=clock)
+    assert cooldown.check(1) is None
+    assert cooldown.check(1) is None
+    cooldown.refund(1)  # the second command was an input error
+    assert cooldown.check(1) is None
+    assert cooldown.check(1) == pytest.approx(10.0)
+    cooldown.refund(2)  # nobody to refund: no error
+    assert cooldown.check(2) is None
+
+
 def test_cooldown_tracks_a_bounded_number_of_users() -> None:
     cooldown = Cooldown(1, 60.0, clock=FakeClock(0.0), max_users=3)
     for user in range(10):

@@ -87,20 +87,41 @@ def test_guild_scope_payload_holds_only_that_guilds_commands() -> None:
     assert [c["name"] for c in tree_payload(tree, GUILD_ID)] == ["local"]
 
 
-async def test_the_bots_real_tree_hashes_the_same_on_every_build() -> None:
+async def _real_tree_payload(version: str) -> list[Any]:
     from bot.core import NekosBot
     from cogs.config import NekoConfig
     from cogs.neko import Neko
 
+    settings = Settings(health_file=None, nekos_api_version=version)  # type: ignore[arg-type]
+    bot = NekosBot(settings, background=False)
+    await bot.add_cog(Neko(bot))
+    await bot.add_cog(NekoConfig(bot))
+    return tree_payload(bot.tree)
+
+
+@pytest.mark.parametrize("version", ["v1", "v4"])
+async def test_the_bots_real_tree_hashes_the_same_on_every_build(version: str) -> None:
     hashes = []
     for _ in range(2):
-        bot = NekosBot(Settings(health_file=None), background=False)
-        await bot.add_cog(Neko(bot))
-        await bot.add_cog(NekoConfig(bot))
-        payload = tree_payload(bot.tree)
+        payload = await _real_tree_payload(version)
         assert {c["name"] for c in payload} == {"neko", "neko-config"}
         hashes.append(tree_hash(payload))
     assert hashes[0] == hashes[1]
+
+
+async def test_commands_follow_what_the_api_version_can_do() -> None:
+    def subcommands(payload: list[Any]) -> dict[str, Any]:
+        neko = next(c for c in payload if c["name"] == "neko")
+        return {o["name"]: o for o in neko["options"]}
+
+    v1 = subcommands(await _real_tree_payload("v1"))
+    v4 = subcommands(await _real_tree_payload("v4"))
+    assert set(v1) == {"random", "artist", "character", "image", "category", "stats", "about"}
+    # v4 has no artists or characters: those are not registered rather than always failing.
+    assert set(v4) == {"random", "image", "category", "stats", "about"}
+    assert [o["name"] for o in v1["random"]["options"]] == ["categories", "count", "rating"]
+    assert [o["name"] for o in v4["random"]["options"]] == ["tags", "count", "rating"]
+    assert v4["random"]["options"][0]["autocomplete"] is True
 
 
 # ------------------------------------------------------------------------------ sync gating

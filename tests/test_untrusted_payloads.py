@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from bot.config import Secret, Settings
+from bot.config import Settings, settings_from_mapping
 from bot.preview import PreviewOptions, render_preview
 from tests.discord_markdown import links, mentions, payload_problems, shown, unescaped
 from tests.fakes.canned_api import CannedAPI, Paged
@@ -42,24 +43,42 @@ TOKEN = "t" * 100  # the shape the API checks; the canned API accepts any
 
 # With the URL rule's encoding or its refusal of invisible characters taken out, this finds a
 # URL ending the artist card's <…> or carrying U+202E within 4-128 examples (10 seeds tried);
-# 200 runs in about 15-25 s here. UNTRUSTED_EXAMPLES=2000 for a longer hunt.
+# 200 take about 40 s here (six previews per example, each with its own request budget).
+# UNTRUSTED_EXAMPLES=2000 for a longer hunt.
 EXAMPLES = int(os.environ.get("UNTRUSTED_EXAMPLES", "200"))
 
 
+def preview_settings(base_url: str, token: str, data_dir: str) -> Settings:
+    """The settings ``python -m bot preview`` would read for a v1 API at ``base_url``."""
+    return settings_from_mapping(
+        {
+            "NEKOS_API_BASE_URL": base_url,
+            "NEKOS_API_VERSION": "v1",
+            "NEKOS_API_TOKEN": token,
+            "NEKOS_API_RATE": "1000",  # the loopback API has no limit: nothing to wait for
+            "NEKOS_API_TIMEOUT": "5",
+            "RARE_REQUEST_ATTEMPTS": "1",
+            "DATA_DIR": data_dir,  # the request budget's ledger
+        }
+    )
+
+
 async def previews(case: Case) -> dict[str, dict[str, Any]]:
-    """Each command's payload, as ``python -m bot preview --json`` prints it, for ``case``."""
+    """Each command's payload, as ``python -m bot preview --json`` prints it, for ``case``.
+
+    The six previews run side by side, each with a data folder (request budget) of its own, as
+    separate runs on separate machines would: the first request of each waits only the pacer's
+    margin, once.
+    """
+
+    async def preview(kind: str) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="untrusted-") as data_dir:
+            config = preview_settings(api.base_url, TOKEN, data_dir)
+            return await render_preview(config, PreviewOptions(kind=kind, **case.options[kind]))
+
     async with CannedAPI(case.routes) as api:
-        config = Settings(
-            nekos_api_base_url=api.base_url,
-            nekos_api_token=Secret(TOKEN),
-            api_timeout=5,
-            rare_request_attempts=1,
-        )
-        results = {}
-        for kind in KINDS:
-            options = PreviewOptions(kind=kind, **case.options[kind])
-            results[kind] = await render_preview(config, options)
-        return results
+        payloads = await asyncio.gather(*(preview(kind) for kind in KINDS))
+    return dict(zip(KINDS, payloads, strict=True))
 
 
 def problems_of(case: Case) -> dict[str, list[str]]:
@@ -222,10 +241,10 @@ def _crafted_options() -> dict[str, PreviewOptions]:
 
 
 async def test_crafted_urls_and_text_shape_no_preview(
-    crafted_api: tuple[FakeNekosAPI, str],
+    crafted_api: tuple[FakeNekosAPI, str], tmp_path: Path
 ) -> None:
     fake, token = crafted_api
-    config = Settings(nekos_api_base_url=fake.base_url, nekos_api_token=Secret(token))
+    config = preview_settings(fake.base_url, token, str(tmp_path))
     payloads = {
         kind: await render_preview(config, options) for kind, options in _crafted_options().items()
     }
@@ -259,7 +278,7 @@ async def test_preview_command_line_shows_the_crafted_artist_safely(
 ) -> None:
     fake, token = crafted_api
     cli = Cli(tmp_path, tmp_path / "test.env")
-    env = {"NEKOS_API_BASE_URL": fake.base_url, "NEKOS_API_TOKEN": token}
+    env = {"NEKOS_API_BASE_URL": fake.base_url, "NEKOS_API_TOKEN": token, "NEKOS_API_VERSION": "v1"}
     result = await cli("preview", "artist", "--name", CRAFTED_ARTIST.id, "--json", env=env)
     assert result.code == 0, result.output
     payload = result.json()

@@ -1,21 +1,18 @@
-"""The Nekos API v1 adapter: importable and useful without Discord.
+"""The Nekos API adapter (v1 and v4): importable and useful without Discord.
 
-``from bot.nekos import NekosClient`` is all a script needs::
+``from bot.nekos import NekosClient`` (v1) or ``NekosV4Client`` is all a script needs::
 
-    async with NekosClient() as api:
-        page = await api.random_images(["catgirl"], limit=5)
+    async with NekosV4Client() as api:
+        page = await api.random_images(["catgirl"], limit=5, ratings=["safe"])
+
+:func:`make_client` builds the one the configuration names; both share one transport and
+describe themselves through ``capabilities``.
 """
 
 from __future__ import annotations
 
-from .client import (
-    DEFAULT_BASE_URL,
-    ClientHealth,
-    NekosClient,
-    RetryPolicy,
-    Route,
-    error_from_response,
-)
+from .capabilities import V1_CAPABILITIES, V4_CAPABILITIES, ApiCapabilities, ApiVersion
+from .client import DEFAULT_BASE_URL, NekosClient, error_from_response
 from .errors import (
     BadRequest,
     Blocked,
@@ -49,12 +46,20 @@ from .models import (
 )
 from .pacing import BACKGROUND, INTERACTIVE, Pacer, PacerState, Priority, RequestPacer
 from .search import RawPattern, escape_similar_to, search_pattern
+from .transport import ClientHealth, RetryPolicy, Route
+from .v4 import DEFAULT_V4_BASE_URL, NekosV4Client
+from .versions import NekosApi, make_client
 
 __all__ = [
     "BACKGROUND",
     "DEFAULT_BASE_URL",
+    "DEFAULT_V4_BASE_URL",
     "INTERACTIVE",
+    "V1_CAPABILITIES",
+    "V4_CAPABILITIES",
+    "ApiCapabilities",
     "ApiInfo",
+    "ApiVersion",
     "Artist",
     "BadRequest",
     "Blocked",
@@ -68,8 +73,10 @@ __all__ = [
     "Image",
     "ImageMeta",
     "InvalidParameter",
+    "NekosApi",
     "NekosClient",
     "NekosError",
+    "NekosV4Client",
     "NotFound",
     "Pacer",
     "PacerState",
@@ -92,5 +99,6 @@ __all__ = [
     "Unavailable",
     "error_from_response",
     "escape_similar_to",
+    "make_client",
     "search_pattern",
 ]

@@ -141,11 +141,20 @@ class Image:
     created_at: dt.datetime | None = None
     original: bool | None = None
     meta: ImageMeta = field(default_factory=ImageMeta)
+    tags: tuple[str, ...] = ()
+    """v4 tags, lower-cased (v1 images have categories instead)."""
+    api_rating: str | None = None
+    """The API's own rating label: ``safe``/``suggestive``/``borderline``/``explicit`` on v4,
+    ``sfw``/``questionable``/``nsfw`` on v1 (``None`` when the API sent none)."""
+    ages_known: bool = True
+    """Whether the characters' ages could be known at all: v4 has no character data, so the
+    minor-safety rule cannot be decided from its metadata."""
 
     @property
     def category_names(self) -> frozenset[str]:
-        """Lower-cased category names, for matching requests against this image."""
-        return frozenset(c.name.lower() for c in self.categories)
+        """Lower-cased category names and tags, for matching requests against this image."""
+        names = frozenset(c.name.lower() for c in self.categories)
+        return names | frozenset(self.tags) if self.tags else names
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +285,13 @@ def _opt_int(value: object) -> int | None:
     return None
 
 
+def _label(value: object) -> str | None:
+    """A rating label as the API spelled it, trimmed and lower-cased."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip().lower()[:40]
+
+
 def _opt_bool(value: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
@@ -378,6 +394,7 @@ def _parse_image(value: object) -> Image:
         id=_req_str(d, "id", "image"),
         url=_req_str(d, "url", "image"),
         rating=Rating.parse(d.get("nsfw")),
+        api_rating=_label(d.get("nsfw")),
         artist=_parse_artist(d.get("artist")),
         source=source,
         categories=tuple(_parse_category(c) for c in _list(d.get("categories"), "categories")),

@@ -8,8 +8,11 @@ waiting) always go before background ones (prefetching). ``Retry-After`` and
 ``X-RateLimit-Remaining``/``X-RateLimit-Reset`` hold every caller back, and a strike budget well
 below the server's stops sending before the server would block the IP.
 
-:class:`RequestPacer` is the interface the client depends on; :class:`Pacer` implements it inside
-one process (a shared, e.g. Redis-backed, pacer for several processes can implement it too).
+:class:`RequestPacer` is the interface the client depends on; :class:`Pacer` implements it. A
+pacer alone paces its own process. Given a :class:`~bot.nekos.ledger.BudgetLedger` and a budget
+key it also shares the budget with every other process using that ledger and key: its head-of-line
+waiter asks the ledger for each start, and strikes, holds and blocks go to the ledger too, so a
+429 seen by one process holds back all of them (see :mod:`bot.nekos.ledger`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import enum
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .errors import Blocked
+from .errors import Blocked, RateLimited
+from .ledger import BudgetLedger, Claim, LedgerUnavailable, StrikeResult, Verdict, VerdictKind
 from .models import TokenInfo
 
 __all__ = [
@@ -61,6 +66,10 @@ DEFAULT_STRIKE_WINDOW = 3600.0
 """The rolling window, in seconds, over which rate-limit hits are counted (the server's hour)."""
 RECENT_GRANTS = 20
 """How many recent grants the wait estimate looks at to predict shared batches."""
+PAUSED_RETRY = 5.0
+"""Seconds a request refused because the shared budget cannot be used is told to wait."""
+DEMAND_FRESHNESS = 2.0
+"""Seconds after a ledger answer during which its count of waiting processes is trusted."""
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds, like :func:`time.monotonic`."""
@@ -97,6 +106,12 @@ class PacerState:
     interval: float
     """Seconds between request starts, margin included (0 when the limit is disabled)."""
     requests_started: int
+    budget: str = "this process only"
+    """Where the request budget is kept, e.g. "shared via Redis" (the ledger's description)."""
+    budget_ok: bool = True
+    """False while a configured shared budget cannot be used (host-local fallback or paused)."""
+    budget_peers: int = 0
+    """Other processes that started requests on the same budget within the last minute."""
 
 
 @runtime_checkable
@@ -231,6 +246,11 @@ class Pacer:
     At most ``max_strikes`` rate-limit hits are allowed within ``strike_window`` seconds; the
     one that reaches the budget blocks sending until the oldest of them leaves the window.
     ``clock``, ``sleep`` and ``wall_clock`` are injectable so tests need not wait in real time.
+
+    With a ``ledger``, the budget named ``budget_key`` is shared with every process using the
+    same ledger and key (``owner`` names this process there; a random id by default). The queue
+    and priorities stay in this process; the ledger decides when a start may happen, counts
+    strikes across processes and carries holds and blocks to all of them.
     """
 
     def __init__(
@@ -243,6 +263,9 @@ class Pacer:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         wall_clock: WallClock = _utcnow,
+        ledger: BudgetLedger | None = None,
+        budget_key: str = "default",
+        owner: str | None = None,
     ) -> None:
         if interval < 0 or margin < 0:
             raise ValueError("interval and margin must not be negative")
@@ -270,6 +293,17 @@ class Pacer:
         self._blocked_by_server = False
         self._strikes: deque[float] = deque()
         self._started = 0
+        self._ledger = ledger
+        self._budget_key = budget_key
+        self._owner = owner or uuid.uuid4().hex
+        # What the ledger last said: when asking again is useful, and about other processes.
+        self._ledger_until = -math.inf
+        self._background_until = -math.inf  # a background claim refused: members wait elsewhere
+        self._shared_strikes = 0
+        self._peers = 0
+        self._others_waiting = 0
+        self._others_seen = -math.inf
+        self._ledger_failing = False
 
     def __repr__(self) -> str:
         return (
@@ -326,7 +360,7 @@ class Pacer:
     def strikes_in_window(self) -> int:
         """Rate-limit hits within the rolling strike window."""
         self._prune_strikes(self._clock())
-        return len(self._strikes)
+        return max(len(self._strikes), self._shared_strikes)
 
     @property
     def blocked_until(self) -> dt.datetime | None:
@@ -357,7 +391,13 @@ class Pacer:
             ahead = interactive + min(interactive + 1, max(shared, expected))
         else:
             ahead = sum(len(q) for q in self._queues.values())
-        return max(0.0, self._next_start() - now) + ahead * self.spacing
+        return max(0.0, self._next_start() - now) + (ahead + self._others(now)) * self.spacing
+
+    def _others(self, now: float) -> int:
+        """Other processes waiting on the shared budget, as the ledger last said (recently)."""
+        if now - self._others_seen > self.spacing + DEMAND_FRESHNESS:
+            return 0
+        return self._others_waiting
 
     def state(self) -> PacerState:
         """A snapshot for health reports."""
@@ -368,6 +408,9 @@ class Pacer:
             blocked_until=self.blocked_until,
             interval=self.spacing,
             requests_started=self._started,
+            budget=self._ledger.health().description if self._ledger else "this process only",
+            budget_ok=self._ledger.health().ok if self._ledger else True,
+            budget_peers=self._peers,
         )
 
     # ------------------------------------------------------------------ pacing
@@ -396,8 +439,15 @@ class Pacer:
                     continue
                 now = self._clock()
                 delay = self._next_start() - now
+                if priority is BACKGROUND:
+                    delay = max(delay, self._background_until - now)
+                if delay <= 0 and self._ledger is not None:
+                    if not await self._reserve(priority, endpoint):
+                        continue
+                    self._raise_if_blocked(endpoint)  # set by another task meanwhile
+                    now = self._clock()
                 if delay <= 0:
-                    queue.popleft()
+                    queue.remove(ticket)
                     granted = True
                     self._last_start = now
                     self._last_priority = priority
@@ -432,8 +482,73 @@ class Pacer:
             for ticket in queue:
                 ticket.wake.set()
 
+    async def _reserve(self, priority: Priority, endpoint: str | None) -> bool:
+        """Ask the shared ledger for this start: True to go, False to look again later."""
+        assert self._ledger is not None
+        high = len(self._queues[SHARED]) + len(self._queues[INTERACTIVE])
+        more = high - (1 if priority is not BACKGROUND else 0) > 0
+        claim = Claim(self._owner, int(priority), self.spacing, more)
+        try:
+            verdict = await self._ledger.reserve(self._budget_key, claim)
+        except LedgerUnavailable as exc:
+            self._ledger_failed(exc)
+            raise self._paused_error(
+                "the shared request budget cannot be used right now", PAUSED_RETRY, endpoint
+            ) from None
+        self._ledger_recovered()
+        self._learn(verdict)
+        if verdict.kind is VerdictKind.GO:
+            return True
+        if verdict.kind is VerdictKind.WAIT:
+            # A background refusal may be about other processes' members: it holds back only
+            # this process's background requests, not its own members'.
+            until = self._clock() + verdict.wait
+            if priority is BACKGROUND:
+                self._background_until = until
+            else:
+                self._ledger_until = until
+            return False
+        if verdict.kind is VerdictKind.BLOCKED:
+            self._set_block(self._clock() + verdict.wait, by_server=verdict.reason == "server")
+            self._raise_if_blocked(endpoint)
+            return False  # the block lifted meanwhile
+        raise self._paused_error(verdict.reason, verdict.wait, endpoint)
+
+    def _learn(self, verdict: Verdict) -> None:
+        self._shared_strikes = verdict.strikes
+        self._peers = verdict.peers
+        self._others_waiting = verdict.demand
+        self._others_seen = self._clock()
+
+    @staticmethod
+    def _paused_error(reason: str, retry_after: float, endpoint: str | None) -> RateLimited:
+        return RateLimited(reason, retry_after=retry_after, status=None, endpoint=endpoint)
+
+    def _ledger_failed(self, error: Exception) -> None:
+        if not self._ledger_failing:
+            self._ledger_failing = True
+            log.error(
+                "The shared request budget failed (%s); pausing requests until it works", error
+            )
+
+    def _ledger_recovered(self) -> None:
+        if self._ledger_failing:
+            self._ledger_failing = False
+            log.warning("The shared request budget works again")
+
+    async def _tell_ledger(self, action: str, call: Awaitable[object]) -> object | None:
+        """Run one ledger update; a failing ledger is logged once and the local state kept."""
+        try:
+            result = await call
+        except LedgerUnavailable as exc:
+            self._ledger_failed(exc)
+            log.debug("Could not record a %s in the shared request budget", action)
+            return None
+        self._ledger_recovered()
+        return result
+
     def _next_start(self) -> float:
-        earliest = self._hold_until
+        earliest = max(self._hold_until, self._ledger_until)
         if self._last_start is not None:
             earliest = max(earliest, self._last_start + self.spacing)
         return earliest
@@ -459,6 +574,10 @@ class Pacer:
         # A reset further away than one window can only be clock skew between us and the server.
         delay = min(delay, self._limit_window)
         self._hold(delay + self._margin)
+        if self._ledger is not None:
+            await self._tell_ledger(
+                "hold", self._ledger.hold(self._budget_key, delay + self._margin)
+            )
 
     async def strike(self, retry_after: float, *, endpoint: str | None = None) -> None:
         """Record a 429: hold every request for ``retry_after`` seconds and count a strike.
@@ -468,8 +587,25 @@ class Pacer:
         now = self._clock()
         self._prune_strikes(now)
         self._strikes.append(now)
-        self._hold(max(0.0, retry_after) + self._margin)
+        hold = max(0.0, retry_after) + self._margin
+        self._hold(hold)
         count = len(self._strikes)
+        lifts = self._strikes[0] + self._strike_window
+        if self._ledger is not None:
+            shared = await self._tell_ledger(
+                "strike",
+                self._ledger.strike(
+                    self._budget_key,
+                    uuid.uuid4().hex,
+                    hold=hold,
+                    max_strikes=self._max_strikes,
+                ),
+            )
+            if isinstance(shared, StrikeResult):
+                self._shared_strikes = shared.strikes
+                count = max(count, shared.strikes)
+                if shared.blocked_for is not None:
+                    lifts = max(lifts, now + shared.blocked_for)
         if count < self._max_strikes:
             log.warning(
                 "Nekos API rate limit hit on %s (%d of %d allowed per hour); waiting %.1fs",
@@ -479,7 +615,6 @@ class Pacer:
                 retry_after,
             )
             return
-        lifts = self._strikes[0] + self._strike_window
         self._set_block(lifts, by_server=False)
         until = self._to_wall(lifts, now)
         log.error(
@@ -495,6 +630,10 @@ class Pacer:
         """Record that the server blocked this IP: send nothing for ``seconds``."""
         now = self._clock()
         self._set_block(now + max(0.0, seconds), by_server=True)
+        if self._ledger is not None:
+            await self._tell_ledger(
+                "block", self._ledger.block(self._budget_key, max(0.0, seconds), "server")
+            )
         log.error(
             "Nekos API blocked this IP (reported on %s); no requests until %s",
             endpoint or "a request",
@@ -537,7 +676,7 @@ class Pacer:
             )
         else:
             message = (
-                f"paused after {len(self._strikes)} rate-limit hits within the hour, "
+                f"paused after {self.strikes_in_window} rate-limit hits within the hour, "
                 f"to avoid a server block; no requests are sent until {when}"
             )
         return Blocked(message, until=until, retry_after=remaining, status=None, endpoint=endpoint)

@@ -73,6 +73,13 @@ class Cooldown:
             return None
         return max(0.0, live[0] + self.per_seconds - now)
 
+    def refund(self, user_id: int) -> None:
+        """Give back the latest recorded use: the command it let through did not count (an input
+        error, an outage), so it must not hold the member back."""
+        uses = self._uses.get(user_id)
+        if uses:
+            uses.pop()
+
     def reset(self, user_id: int) -> None:
         """Forget ``user_id``'s recent uses."""
         self._uses.pop(user_id, None)

@@ -23,6 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from bot.nekos.errors import NekosError, NotFound, RateLimited
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
+from bot.nekos.search import RawPattern
 
 from .caching import Clock, Coalescer, TTLCache
 from .protocols import LookupSource, WaitEstimator
@@ -56,6 +57,8 @@ class LookupSettings:
     list_ttl: float = 900.0
     """The full category, artist and character lists."""
     stats_ttl: float = 300.0
+    search_ttl: float = 900.0
+    """A name search (used when the full lists are not loaded, e.g. by ``preview``)."""
     not_found_ttl: float = 60.0
     """A 404 for an id is remembered this long, so repeated bad ids cost one call (0: never)."""
     url_margin: float = 600.0
@@ -223,6 +226,12 @@ class CachedLookups:
         self._stats: _CachedKind[str, Stats] = _CachedKind(
             s, s.stats_ttl, clock, c, self._admitted(self._load_stats)
         )
+        self._artist_searches: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
+            s, s.search_ttl, clock, c, self._admitted(self._search_artists)
+        )
+        self._character_searches: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
+            s, s.search_ttl, clock, c, self._admitted(self._search_characters)
+        )
         self._kinds: tuple[_CachedKind[Any, Any], ...] = (
             self._images,
             self._artists,
@@ -232,6 +241,8 @@ class CachedLookups:
             self._artist_list,
             self._character_list,
             self._stats,
+            self._artist_searches,
+            self._character_searches,
         )
         self._listed_artists: dict[str, Artist] = {}
         self._listed_characters: dict[str, Character] = {}
@@ -290,6 +301,14 @@ class CachedLookups:
     async def stats(self, *, background: bool = False) -> Stats:
         """The API's ``/stats``."""
         return await self._stats.get("", self._priority(background), background=background)
+
+    async def artist_search(self, pattern: str) -> tuple[Artist, ...]:
+        """Artists whose name matches ``pattern`` (a ``SIMILAR TO`` pattern, see ``search``)."""
+        return await self._artist_searches.get(pattern, self._interactive, background=False)
+
+    async def character_search(self, pattern: str) -> tuple[Character, ...]:
+        """Characters whose name matches ``pattern`` (a ``SIMILAR TO`` pattern)."""
+        return await self._character_searches.get(pattern, self._interactive, background=False)
 
     def prime(
         self,
@@ -394,6 +413,16 @@ class CachedLookups:
     async def _load_stats(self, _: str, priority: Any) -> Stats:
         self._counters.upstream_calls += 1
         return await self._source.stats(priority=priority)
+
+    async def _search_artists(self, pattern: str, priority: Any) -> tuple[Artist, ...]:
+        self._counters.upstream_calls += 1
+        page = await self._source.artists(RawPattern(pattern), limit=25, priority=priority)
+        return page.items
+
+    async def _search_characters(self, pattern: str, priority: Any) -> tuple[Character, ...]:
+        self._counters.upstream_calls += 1
+        page = await self._source.characters(RawPattern(pattern), limit=25, priority=priority)
+        return page.items
 
     async def _load_category_list(self, _: str, priority: Any) -> tuple[Category, ...]:
         return await self._all_pages(self._source.categories, priority, "/category")

@@ -43,7 +43,7 @@ import math
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,7 @@ from .caching import Clock
 from .protocols import RandomImageSource, WaitEstimator
 
 __all__ = [
+    "MAX_BATCH_SIZE",
     "MAX_IMAGES_PER_REQUEST",
     "ImagePool",
     "ImageRequest",
@@ -67,6 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_IMAGES_PER_REQUEST = 10
+MAX_BATCH_SIZE = 100
 
 CategoryKey = frozenset[str]
 Sleep = Callable[[float], Awaitable[None]]
@@ -78,8 +80,9 @@ class ImageRequest:
 
     ``guild_key`` is ``None`` in DMs (fairness and reuse then go per user). ``categories`` are
     matched case-insensitively (they are lower-cased here). ``accept`` is the gating filter
-    (channel policy and minor safety); an image is served only if ``image.rating <= max_rating``
-    and ``accept(image)``.
+    (channel policy and minor safety); an image is served only if
+    ``min_rating <= image.rating <= max_rating`` and ``accept(image)``. ``min_rating`` above
+    ``sfw`` is a member asking for exactly one rating.
     """
 
     guild_key: int | None
@@ -88,6 +91,7 @@ class ImageRequest:
     categories: frozenset[str] = frozenset()
     count: int = 1
     max_rating: Rating
+    min_rating: Rating = Rating.SFW
     accept: Callable[[Image], bool]
 
     def __post_init__(self) -> None:
@@ -97,6 +101,8 @@ class ImageRequest:
         object.__setattr__(self, "categories", names)
         if not 1 <= self.count <= MAX_IMAGES_PER_REQUEST:
             raise ValueError(f"count must be between 1 and {MAX_IMAGES_PER_REQUEST}")
+        if self.min_rating > self.max_rating:
+            raise ValueError("min_rating must not be above max_rating")
 
     @property
     def audience(self) -> Hashable:
@@ -132,7 +138,7 @@ class PoolSettings:
     """Tunables of :class:`ImagePool` (seconds unless stated)."""
 
     batch_size: int = 25
-    """Images asked for per ``/image/random`` call (the API's maximum)."""
+    """Images asked for per random-images call (the API's maximum: 25 on v1, 100 on v4)."""
     capacity: int = 2000
     """Most images kept; beyond it the most used, then the soonest to expire, go first."""
     expiry_margin: float = 600.0
@@ -157,6 +163,14 @@ class PoolSettings:
     """The pool's own upstream calls in flight for waiting members."""
     upstream_expiry: int | None = None
     """``expiry`` passed upstream (needs a token scope); ``None`` keeps the server's default."""
+    rating_filter: bool = False
+    """The API filters random images by rating (v4): each call asks only for the ratings its
+    waiting requests may show (up to ``upstream_max_rating``). Requests are still checked."""
+    upstream_max_rating: Rating = Rating.NSFW
+    """With ``rating_filter``: never ask for more than this (the operator's content ceiling)."""
+    sfw_exclude_tags: tuple[str, ...] = ()
+    """With ``rating_filter``: tags an sfw-only call asks the API to leave out (its ratings come
+    from a classifier that errs)."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -177,8 +191,8 @@ class PoolSettings:
     """Estimated cost of one queued upstream call, for :meth:`ImagePool.should_defer`."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.batch_size <= 25:
-            raise ValueError("batch_size must be between 1 and 25")
+        if not 1 <= self.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
         for name in ("capacity", "max_uses", "max_attempts", "max_concurrent_fetches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -319,6 +333,7 @@ class ImagePool:
     ``clock`` is wall-clock seconds since the epoch (``time.time``), because deadlines come from
     the API's ``meta.expires``. ``rng`` shuffles equally good candidates. ``sleep`` paces the
     prefetch loop. ``estimator`` (the pacer) informs :meth:`should_defer` and prefetching.
+    ``observe`` is called with every batch that arrives from upstream (e.g. to learn tags).
     """
 
     def __init__(
@@ -332,8 +347,10 @@ class ImagePool:
         clock: Clock = time.time,
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
+        observe: Callable[[Sequence[Image]], None] | None = None,
     ) -> None:
         self._source = source
+        self._observe = observe
         self._interactive = interactive_priority
         self._background = background_priority
         self._settings = settings or PoolSettings()
@@ -493,12 +510,24 @@ class ImagePool:
         key = self._next_prefetch_key(now)
         if key is None:
             return False
-        self._counters.prefetch_calls += 1
-        images, error = await self._call_upstream(key, self._background)
-        added = self._land(key, images, error, for_waiters=False)
+        added, error = await self._stock_up(key)
         if error is not None or not added:
             self._prefetch_backoff[key] = self._clock() + self._settings.prefetch_backoff
         return True
+
+    async def warm(self, categories: Iterable[str] = ()) -> int:
+        """Stock up for ``categories`` with one call at background priority (e.g. at start-up,
+        so the first commands are answered from stock); return how many images were added."""
+        key = frozenset(name.strip().lower() for name in categories)
+        added, _ = await self._stock_up(key)
+        return len(added)
+
+    async def _stock_up(self, key: CategoryKey) -> tuple[list[str], Exception | None]:
+        self._counters.prefetch_calls += 1
+        images, error = await self._call_upstream(
+            key, self._background, Rating.SFW, self._settings.upstream_max_rating
+        )
+        return self._land(key, images, error, for_waiters=False), error
 
     # ------------------------------------------------------------------ stock
 
@@ -570,13 +599,14 @@ class ImagePool:
         history = self._history.get(request.channel_key)
         shown: dict[str, None] | tuple[()] = history if history is not None else ()
         max_uses = self._settings.max_uses
-        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        categories, accept = request.categories, request.accept
+        min_rating, max_rating = request.min_rating, request.max_rating
         for e in self._entries.values():
             image = e.image
             if (
                 e.uses < max_uses
                 and e.deadline > now
-                and image.rating <= max_rating
+                and min_rating <= image.rating <= max_rating
                 and categories <= e.names
                 and image.id not in shown
                 and accept(image)
@@ -606,7 +636,8 @@ class ImagePool:
         if not pool or wanted < 1:
             return chosen
         audience = request.audience
-        categories, max_rating, accept = request.categories, request.max_rating, request.accept
+        categories, accept = request.categories, request.accept
+        min_rating, max_rating = request.min_rating, request.max_rating
         history = self._history.get(request.channel_key)
         shown: dict[str, None] | tuple[()] = history if history is not None else ()
         max_uses = self._settings.max_uses
@@ -617,7 +648,7 @@ class ImagePool:
             if (
                 e.uses >= max_uses
                 or e.deadline <= now
-                or image.rating > max_rating
+                or not min_rating <= image.rating <= max_rating
                 or not categories <= e.names
                 or image.id in shown
             ):
@@ -722,7 +753,10 @@ class ImagePool:
 
     async def _fetch_for_waiters(self, key: CategoryKey) -> None:
         try:
-            images, error = await self._call_upstream(key, self._interactive)
+            waiting = [w.request for w in self._waiters_for(key)]
+            low = min((r.min_rating for r in waiting), default=Rating.SFW)
+            high = max((r.max_rating for r in waiting), default=Rating.SFW)
+            images, error = await self._call_upstream(key, self._interactive, low, high)
         except asyncio.CancelledError:
             self._in_flight.pop(key, None)
             for waiter in self._waiters_for(key):
@@ -734,15 +768,25 @@ class ImagePool:
         self._schedule()
 
     async def _call_upstream(
-        self, key: CategoryKey, priority: Any
+        self, key: CategoryKey, priority: Any, low: Rating, high: Rating
     ) -> tuple[tuple[Image, ...], Exception | None]:
+        """One upstream call for ``key``, asking (where the API can filter) for ``low..high``."""
         self._counters.upstream_calls += 1
+        filters: dict[str, Any] = {}
+        settings = self._settings
+        if settings.rating_filter:
+            # Passed only when the API filters, so a v1-shaped source is called as before.
+            high = min(high, settings.upstream_max_rating)
+            filters["ratings"] = [r for r in Rating if low <= r <= high]
+            if high is Rating.SFW and settings.sfw_exclude_tags:
+                filters["without_tags"] = settings.sfw_exclude_tags
         try:
             page = await self._source.random_images(
                 categories=sorted(key),
-                limit=self._settings.batch_size,
-                expiry=self._settings.upstream_expiry,
+                limit=settings.batch_size,
+                expiry=settings.upstream_expiry,
                 priority=priority,
+                **filters,
             )
         except NotFound:
             # The server samples ~20% of its table: a 404 here is "nothing this time".
@@ -755,6 +799,8 @@ class ImagePool:
             log.log(level, "random images %s failed: %s", sorted(key), exc)
             return (), exc
         self._counters.upstream_images += len(page.items)
+        if self._observe is not None and page.items:
+            self._observe(page.items)
         return page.items, None
 
     def _recent_barren(self, key: CategoryKey, now: float) -> int:

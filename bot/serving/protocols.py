@@ -1,6 +1,7 @@
 """What serving needs from its neighbours, as structural types.
 
-The API client (``bot.nekos.client.NekosClient``) and the pacer (``bot.nekos.pacing.Pacer``)
+The API clients (``bot.nekos.NekosClient`` for v1; ``bot.nekos.NekosV4Client`` for v4, through
+:func:`~bot.serving.assembly.make_lookups` for lookups) and the pacer (``bot.nekos.pacing.Pacer``)
 satisfy these without importing this module; priorities are passed through opaquely (``Any``),
 so the serving layer never depends on the pacer's enum.
 """
@@ -10,23 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
+from bot.nekos.models import Artist, Category, Character, Image, Page, Rating, Stats
 
 __all__ = ["LookupSource", "RandomImageSource", "WaitEstimator"]
 
 
 class RandomImageSource(Protocol):
-    """The one client method the random-image pool calls."""
+    """The one client method the random-image pool calls (always with keywords)."""
 
     async def random_images(
         self,
+        *,
         categories: Sequence[str] = (),
         limit: int = 1,
         expiry: int | None = None,
-        *,
+        ratings: Sequence[Rating] | None = None,
         priority: Any,
     ) -> Page[Image]:
-        """``GET /image/random``: up to ``limit`` images having every one of ``categories``."""
+        """Up to ``limit`` random images having every one of ``categories`` (v4: tags).
+
+        ``ratings`` asks the API for those levels only, where it can filter (v4); v1 ignores it,
+        so the pool still checks every image's rating itself.
+        """
         ...
 
 

@@ -1,9 +1,10 @@
 """The settings store's interface: guild rating settings with an audit trail.
 
-Backends (SQLite now, PostgreSQL next) implement :class:`SettingsStore`; nothing about a backend
-shows through it. Every write is one transaction covering the setting and its audit row, and a
-write method returns only after that transaction is committed, so a caller may tell the admin
-"done" as soon as it returns.
+Backends (SQLite, PostgreSQL) implement :class:`SettingsStore`; nothing about a backend shows
+through it. Every write is one transaction covering the setting and its audit row, and a write
+method returns only after that transaction is committed, so a caller may tell the admin "done" as
+soon as it returns. A change committed by any process sharing the database is seen by every
+process's :meth:`SettingsStore.get_guild_settings` within about a second.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
@@ -24,13 +26,29 @@ __all__ = [
     "SchemaTooNewError",
     "SettingsStore",
     "StoreClosedError",
+    "StoreCounts",
     "StoreError",
     "StoreHealth",
+    "StoreNotEmptyError",
+    "StoreSnapshot",
+    "StoreUnavailable",
 ]
 
 
 class StoreError(Exception):
     """The settings store failed or is unusable."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached right now (down, refusing connections, timing out).
+
+    Reads that fail this way must fail closed: the caller treats the guild as having no settings,
+    so nothing above ``sfw`` is shown. The store recovers by itself once the database is back.
+    """
+
+
+class StoreNotEmptyError(StoreError):
+    """An import was refused because the target store already holds data."""
 
 
 class StoreClosedError(StoreError):
@@ -119,6 +137,48 @@ class StoreHealth:
     detail: str
 
 
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """How much a store holds; ``str()`` is e.g. ``3 guild defaults, 12 channel overrides, ...``."""
+
+    defaults: int
+    overrides: int
+    audit: int
+
+    def __str__(self) -> str:
+        return ", ".join(
+            (
+                _count(self.defaults, "guild default", "guild defaults"),
+                _count(self.overrides, "channel override", "channel overrides"),
+                _count(self.audit, "audit entry", "audit entries"),
+            )
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.defaults or self.overrides or self.audit)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSnapshot:
+    """Everything a store holds, for copying it to another store (``migrate-store``).
+
+    ``audit`` is oldest first and keeps each change's id, time and actor.
+    """
+
+    defaults: Mapping[int, Rating] = field(default_factory=dict)
+    overrides: Mapping[tuple[int, int], Rating] = field(default_factory=dict)
+    """``(guild_id, channel_id) -> rating``."""
+    audit: tuple[Change, ...] = ()
+
+    @property
+    def counts(self) -> StoreCounts:
+        return StoreCounts(len(self.defaults), len(self.overrides), len(self.audit))
+
+
 class SettingsStore(ABC):
     """Guild rating settings, cached in memory and written through to the backend.
 
@@ -135,7 +195,11 @@ class SettingsStore(ABC):
 
     @abstractmethod
     async def get_guild_settings(self, guild_id: int) -> GuildSettings:
-        """The guild's settings (empty when nothing is set); served from memory after first use."""
+        """The guild's settings (empty when nothing is set); served from memory after first use.
+
+        Raises :class:`StoreUnavailable` when the database cannot be reached; callers that gate
+        content must then fail closed (treat it as no settings, i.e. ``sfw``).
+        """
 
     @abstractmethod
     async def set_channel_override(
@@ -167,7 +231,19 @@ class SettingsStore(ABC):
 
     @abstractmethod
     async def health_check(self) -> StoreHealth:
-        """Whether the backend answers; never raises."""
+        """Whether the backend answers, in one line without credentials; never raises."""
+
+    @abstractmethod
+    async def export_snapshot(self) -> StoreSnapshot:
+        """Everything the store holds, read in one consistent snapshot."""
+
+    @abstractmethod
+    async def import_snapshot(self, snapshot: StoreSnapshot, *, replace: bool = False) -> None:
+        """Write ``snapshot`` in one transaction, keeping audit ids, times and actors.
+
+        Raises :class:`StoreNotEmptyError` if the store holds anything, unless ``replace``, which
+        deletes what it holds first (in the same transaction).
+        """
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -5,38 +5,43 @@ returns and survives ``kill -9`` or a power cut. One connection serves the proce
 :class:`asyncio.Lock` keeps its transactions from interleaving, and every write (setting plus
 audit row) is a single ``BEGIN IMMEDIATE`` ... ``COMMIT``.
 
-The schema comes from numbered files ``migrations/NNNN_name.sql``, applied in order at open, each
-in its own transaction together with its row in ``schema_version``.
+Several processes on one host may share the file. SQLite's ``PRAGMA data_version`` changes when
+another connection commits; a read checks it at most every ``change_check_interval`` seconds
+(0.5 by default) and drops the whole cache when it moved, so another process's change is
+enforced here within that interval.
+
+The schema comes from numbered files ``migrations/sqlite/NNNN_name.sql``, applied in order at
+open, each in its own transaction together with its row in ``schema_version``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
-import importlib.resources
+import functools
 import logging
 import os
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from bot.gating import GuildSettings
-from bot.nekos.models import Rating
+from bot.database_url import MEMORY
 
-from .base import (
-    Change,
-    ChangeScope,
-    SchemaTooNewError,
-    SettingsStore,
-    StoreClosedError,
-    StoreError,
-    StoreHealth,
+from .base import StoreClosedError, StoreError
+from .sql import (
+    Clock,
+    Migration,
+    Row,
+    SqlSettingsStore,
+    Tx,
+    pending_migrations,
+    read_migrations,
+    utcnow,
 )
 
 __all__ = [
@@ -50,51 +55,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MEMORY: Final = ":memory:"
-"""The path of a private in-memory database (for tests)."""
-
-_MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _BUSY_TIMEOUT_MS = 5_000
+CHANGE_CHECK_INTERVAL: Final = 0.5
+"""Seconds between checks for other processes' commits (bounds how stale the cache can be)."""
 
 T = TypeVar("T")
-Clock = Callable[[], dt.datetime]
-# A write's cache update, applied under the lock after commit (None: drop the cached entry).
-CacheUpdate = Callable[[GuildSettings], GuildSettings] | None
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step, from ``migrations/NNNN_name.sql``."""
-
-    version: int
-    name: str
-    sql: str
 
 
 def load_migrations() -> list[Migration]:
-    """The packaged migrations in order; raise :class:`StoreError` if numbering has a gap."""
-    root = importlib.resources.files("bot.store").joinpath("migrations")
-    found: list[Migration] = []
-    for entry in root.iterdir():
-        match = _MIGRATION_FILE.match(entry.name)
-        if match is None:
-            continue
-        found.append(
-            Migration(
-                version=int(match["version"]),
-                name=match["name"],
-                sql=entry.read_text(encoding="utf-8"),
-            )
-        )
-    found.sort(key=lambda m: m.version)
-    expected = list(range(1, len(found) + 1))
-    if [m.version for m in found] != expected:
-        raise StoreError(f"migrations are not numbered 1..n: {[m.version for m in found]}")
-    return found
+    """The packaged SQLite migrations in order."""
+    return read_migrations("sqlite")
 
 
 def _split_statements(script: str) -> Iterator[str]:
@@ -117,32 +87,38 @@ def _strip_comments(sql: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
 
 
+@functools.lru_cache(maxsize=128)
+def _numbered(sql: str) -> str:
+    """PostgreSQL's ``$1`` placeholders as SQLite's equivalent ``?1``."""
+    return re.sub(r"\$(\d+)", r"?\1", sql)
+
+
 async def _exec(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> int:
     async with db.execute(sql, params) as cursor:
         return cursor.rowcount
 
 
-async def _exec_insert(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> int:
+async def _fetchone(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()) -> Any:
     async with db.execute(sql, params) as cursor:
-        row_id = cursor.lastrowid
-    if row_id is None:
-        raise StoreError("insert did not yield a row id")
-    return row_id
+        return await cursor.fetchone()
 
 
-async def _fetchone(
-    db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> sqlite3.Row | None:
-    async with db.execute(sql, params) as cursor:
-        row: sqlite3.Row | None = await cursor.fetchone()
-        return row
+class _SqliteTx(Tx):
+    """:class:`Tx` on an aiosqlite connection."""
 
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
 
-async def _fetchall(
-    db: aiosqlite.Connection, sql: str, params: Sequence[Any] = ()
-) -> Iterable[sqlite3.Row]:
-    async with db.execute(sql, params) as cursor:
-        return await cursor.fetchall()
+    async def fetch(self, sql: str, *args: object) -> list[Row]:
+        async with self._db.execute(_numbered(sql), args) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def execute(self, sql: str, *args: object) -> int:
+        return await _exec(self._db, _numbered(sql), args)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            await self._db.executemany(_numbered(sql), rows)
 
 
 async def schema_version(db: aiosqlite.Connection) -> int:
@@ -157,24 +133,15 @@ async def schema_version(db: aiosqlite.Connection) -> int:
 
 
 async def migrate(
-    db: aiosqlite.Connection, migrations: Sequence[Migration], clock: Clock = _utcnow
+    db: aiosqlite.Connection, migrations: Sequence[Migration], clock: Clock = utcnow
 ) -> list[int]:
     """Apply the ``migrations`` not yet applied, each in one transaction; return their versions.
 
     ``db`` must be in autocommit mode (``isolation_level=None``). Raises
     :class:`SchemaTooNewError` if the database is ahead of ``migrations``.
     """
-    current = await schema_version(db)
-    newest = migrations[-1].version if migrations else 0
-    if current > newest:
-        raise SchemaTooNewError(
-            f"database schema is version {current}, this bot knows up to {newest}; "
-            "upgrade the bot instead of downgrading the database"
-        )
     applied: list[int] = []
-    for migration in migrations:
-        if migration.version <= current:
-            continue
+    for migration in pending_migrations(await schema_version(db), migrations):
         await _exec(db, "BEGIN IMMEDIATE")
         try:
             # Re-read under the write lock: another process may have migrated meanwhile.
@@ -197,45 +164,32 @@ async def migrate(
     return applied
 
 
-def _rating_from_db(value: object) -> Rating | None:
-    """A stored label; an unreadable one is treated as the most restrictive setting, ``sfw``."""
-    if value is None:
-        return None
-    try:
-        return Rating.from_label(str(value))
-    except ValueError:
-        log.warning("unreadable rating %r in the settings database; using sfw", value)
-        return Rating.SFW
+async def _data_version(db: aiosqlite.Connection) -> int:
+    row = await _fetchone(db, "PRAGMA data_version")
+    return int(row[0])
 
 
-def _rating_to_db(rating: Rating | None) -> str | None:
-    return rating.label if rating is not None else None
-
-
-def _with_override(channel_id: int, rating: Rating | None) -> CacheUpdate:
-    def update(settings: GuildSettings) -> GuildSettings:
-        overrides = dict(settings.overrides)
-        if rating is None:
-            overrides.pop(channel_id, None)
-        else:
-            overrides[channel_id] = rating
-        return GuildSettings(default=settings.default, overrides=overrides)
-
-    return update
-
-
-class SqliteSettingsStore(SettingsStore):
+class SqliteSettingsStore(SqlSettingsStore):
     """:class:`SettingsStore` on a SQLite file (or :data:`MEMORY`).
 
-    ``clock`` gives the audit timestamps (timezone-aware UTC); tests may inject one.
+    ``change_check_interval``: how often (seconds, at most) a read checks whether another process
+    committed; tests may raise it to observe the cache alone.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clock: Clock = utcnow,
+        change_check_interval: float = CHANGE_CHECK_INTERVAL,
+    ) -> None:
+        super().__init__(clock=clock)
         self._path = str(path)
-        self._clock = clock
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
-        self._cache: dict[int, GuildSettings] = {}
+        self._check_interval = change_check_interval
+        self._next_check = 0.0
+        self._data_version = 0
 
     def __repr__(self) -> str:
         state = "open" if self._db is not None else "closed"
@@ -245,6 +199,10 @@ class SqliteSettingsStore(SettingsStore):
     def path(self) -> str:
         """The database file (or :data:`MEMORY`)."""
         return self._path
+
+    @property
+    def display(self) -> str:
+        return f"sqlite {self._path}"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -260,7 +218,6 @@ class SqliteSettingsStore(SettingsStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open settings database {self._path!r}: {exc}") from exc
             try:
-                db.row_factory = sqlite3.Row
                 await _exec(db, f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
                 row = await _fetchone(db, "PRAGMA journal_mode = WAL")
                 mode = str(row[0]).lower() if row is not None else "?"
@@ -269,6 +226,7 @@ class SqliteSettingsStore(SettingsStore):
                 # FULL: in WAL mode, each commit syncs the log, so an acknowledged write survives.
                 await _exec(db, "PRAGMA synchronous = FULL")
                 await migrate(db, load_migrations(), self._clock)
+                self._data_version = await _data_version(db)
             except BaseException as exc:
                 await db.close()
                 if isinstance(exc, sqlite3.Error):
@@ -276,6 +234,7 @@ class SqliteSettingsStore(SettingsStore):
                 raise
             self._db = db
             self._cache.clear()
+            self._next_check = time.monotonic() + self._check_interval
             log.info("settings store open at %s", self._path)
 
     async def close(self) -> None:
@@ -285,262 +244,54 @@ class SqliteSettingsStore(SettingsStore):
             if db is not None:
                 await db.close()
 
-    def _require_open(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise StoreClosedError("the settings store is not open")
-        return self._db
-
     async def _locked(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``body`` alone on the connection, turning SQLite errors into StoreError."""
         async with self._lock:
-            db = self._require_open()
+            if self._db is None:
+                raise StoreClosedError("the settings store is not open")
             try:
-                return await body(db)
+                return await body(self._db)
             except sqlite3.Error as exc:
                 raise StoreError(f"settings database error: {exc}") from exc
 
-    async def _write(
-        self,
-        guild_id: int,
-        body: Callable[[aiosqlite.Connection], Awaitable[tuple[T, CacheUpdate]]],
+    # ------------------------------------------------------------------ SqlSettingsStore hooks
+
+    async def _in_transaction(
+        self, begin: str, body: Callable[[Tx], Awaitable[T]], db: aiosqlite.Connection
     ) -> T:
-        """Run ``body`` in one transaction; update the cache only after COMMIT returned."""
-
-        async def run(db: aiosqlite.Connection) -> T:
-            try:
-                await _exec(db, "BEGIN IMMEDIATE")
-                try:
-                    result, update = await body(db)
-                    await _exec(db, "COMMIT")
-                except BaseException:
-                    if db.in_transaction:
-                        await _exec(db, "ROLLBACK")
-                    raise
-            except BaseException:
-                # The outcome is unknown (e.g. cancelled during COMMIT): reload on next read.
-                self._cache.pop(guild_id, None)
-                raise
-            cached = self._cache.get(guild_id)
-            if update is None:
-                self._cache.pop(guild_id, None)
-            elif cached is not None:
-                self._cache[guild_id] = update(cached)
-            return result
-
-        return await self._locked(run)
-
-    # ------------------------------------------------------------------ reads
-
-    async def get_guild_settings(self, guild_id: int) -> GuildSettings:
-        cached = self._cache.get(guild_id)
-        if cached is not None:
-            return cached
-
-        async def load(db: aiosqlite.Connection) -> GuildSettings:
-            # Another caller may have filled the cache while this one waited for the lock.
-            again = self._cache.get(guild_id)
-            if again is not None:
-                return again
-            row = await _fetchone(
-                db, "SELECT default_rating FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            )
-            rows = await _fetchall(
-                db,
-                "SELECT channel_id, rating FROM channel_overrides WHERE guild_id = ?",
-                (guild_id,),
-            )
-            overrides: dict[int, Rating] = {}
-            for channel_id, label in rows:
-                rating = _rating_from_db(label)
-                if rating is not None:
-                    overrides[int(channel_id)] = rating
-            settings = GuildSettings(
-                default=_rating_from_db(row[0]) if row is not None else None,
-                overrides=overrides,
-            )
-            self._cache[guild_id] = settings
-            return settings
-
-        return await self._locked(load)
-
-    async def recent_changes(self, guild_id: int, limit: int = 10) -> list[Change]:
-        if limit <= 0:
-            return []
-
-        async def query(db: aiosqlite.Connection) -> list[Change]:
-            rows = await _fetchall(
-                db,
-                "SELECT id, actor_id, scope, channel_id, old_rating, new_rating,"
-                " overrides_cleared, changed_at"
-                " FROM settings_audit WHERE guild_id = ? ORDER BY id DESC LIMIT ?",
-                (guild_id, limit),
-            )
-            return [
-                Change(
-                    guild_id=guild_id,
-                    actor_id=int(row["actor_id"]),
-                    scope=ChangeScope(row["scope"]),
-                    channel_id=None if row["channel_id"] is None else int(row["channel_id"]),
-                    old=_rating_from_db(row["old_rating"]),
-                    new=_rating_from_db(row["new_rating"]),
-                    at=dt.datetime.fromisoformat(row["changed_at"]),
-                    overrides_cleared=int(row["overrides_cleared"]),
-                    id=int(row["id"]),
-                )
-                for row in rows
-            ]
-
-        return await self._locked(query)
-
-    async def health_check(self) -> StoreHealth:
-        async def probe(db: aiosqlite.Connection) -> StoreHealth:
-            version = await schema_version(db)
-            row = await _fetchone(db, "SELECT COUNT(*) FROM guild_settings")
-            guilds = int(row[0]) if row is not None else 0
-            return StoreHealth(
-                ok=True,
-                detail=f"sqlite {self._path}: schema v{version}, {guilds} guild default(s) set",
-            )
-
+        await _exec(db, begin)
         try:
-            return await self._locked(probe)
-        except StoreError as exc:
-            return StoreHealth(ok=False, detail=str(exc))
+            result = await body(_SqliteTx(db))
+            await _exec(db, "COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await _exec(db, "ROLLBACK")
+            raise
+        return result
 
-    # ------------------------------------------------------------------ writes
+    async def _read(self, body: Callable[[Tx], Awaitable[T]], *, snapshot: bool = False) -> T:
+        if snapshot:
+            # A deferred transaction reads one snapshot even while other processes write.
+            return await self._locked(lambda db: self._in_transaction("BEGIN", body, db))
+        return await self._locked(lambda db: body(_SqliteTx(db)))
 
-    async def _audit(self, db: aiosqlite.Connection, change: Change) -> Change:
-        row_id = await _exec_insert(
-            db,
-            "INSERT INTO settings_audit (guild_id, actor_id, scope, channel_id, old_rating,"
-            " new_rating, overrides_cleared, changed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                change.guild_id,
-                change.actor_id,
-                change.scope.value,
-                change.channel_id,
-                _rating_to_db(change.old),
-                _rating_to_db(change.new),
-                change.overrides_cleared,
-                change.at.isoformat(),
-            ),
-        )
-        return dataclasses.replace(change, id=row_id)
+    async def _write_tx(self, guild_id: int | None, body: Callable[[Tx], Awaitable[T]]) -> T:
+        # The connection lock serializes this process's writes; BEGIN IMMEDIATE, other processes'.
+        return await self._locked(lambda db: self._in_transaction("BEGIN IMMEDIATE", body, db))
 
-    async def set_channel_override(
-        self, guild_id: int, channel_id: int, rating: Rating | None, actor_id: int
-    ) -> Change:
-        async def body(db: aiosqlite.Connection) -> tuple[Change, CacheUpdate]:
-            row = await _fetchone(
-                db,
-                "SELECT rating FROM channel_overrides WHERE guild_id = ? AND channel_id = ?",
-                (guild_id, channel_id),
-            )
-            change = Change(
-                guild_id=guild_id,
-                actor_id=actor_id,
-                scope=ChangeScope.CHANNEL,
-                channel_id=channel_id,
-                old=_rating_from_db(row[0]) if row is not None else None,
-                new=rating,
-                at=self._clock(),
-            )
-            if not change.changed:
-                return change, _with_override(channel_id, rating)
-            if rating is None:
-                await _exec(
-                    db,
-                    "DELETE FROM channel_overrides WHERE guild_id = ? AND channel_id = ?",
-                    (guild_id, channel_id),
-                )
-            else:
-                await _exec(
-                    db,
-                    "INSERT INTO channel_overrides (guild_id, channel_id, rating) VALUES (?, ?, ?)"
-                    " ON CONFLICT (guild_id, channel_id) DO UPDATE SET rating = excluded.rating",
-                    (guild_id, channel_id, rating.label),
-                )
-            return await self._audit(db, change), _with_override(channel_id, rating)
+    def _time_to_db(self, at: dt.datetime) -> object:
+        return at.isoformat()
 
-        return await self._write(guild_id, body)
+    def _time_from_db(self, value: Any) -> dt.datetime:
+        return dt.datetime.fromisoformat(str(value))
 
-    async def set_guild_default(
-        self, guild_id: int, rating: Rating | None, actor_id: int
-    ) -> Change:
-        def update(settings: GuildSettings) -> GuildSettings:
-            return GuildSettings(default=rating, overrides=settings.overrides)
-
-        async def body(db: aiosqlite.Connection) -> tuple[Change, CacheUpdate]:
-            row = await _fetchone(
-                db, "SELECT default_rating FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            )
-            change = Change(
-                guild_id=guild_id,
-                actor_id=actor_id,
-                scope=ChangeScope.DEFAULT,
-                channel_id=None,
-                old=_rating_from_db(row[0]) if row is not None else None,
-                new=rating,
-                at=self._clock(),
-            )
-            if not change.changed:
-                return change, update
-            if rating is None:
-                await _exec(db, "DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
-            else:
-                await _exec(
-                    db,
-                    "INSERT INTO guild_settings (guild_id, default_rating) VALUES (?, ?)"
-                    " ON CONFLICT (guild_id)"
-                    " DO UPDATE SET default_rating = excluded.default_rating",
-                    (guild_id, rating.label),
-                )
-            return await self._audit(db, change), update
-
-        return await self._write(guild_id, body)
-
-    async def reset_guild(self, guild_id: int, actor_id: int) -> Change:
-        async def body(db: aiosqlite.Connection) -> tuple[Change, CacheUpdate]:
-            row = await _fetchone(
-                db, "SELECT default_rating FROM guild_settings WHERE guild_id = ?", (guild_id,)
-            )
-            await _exec(db, "DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
-            cleared = await _exec(
-                db, "DELETE FROM channel_overrides WHERE guild_id = ?", (guild_id,)
-            )
-            change = Change(
-                guild_id=guild_id,
-                actor_id=actor_id,
-                scope=ChangeScope.RESET,
-                channel_id=None,
-                old=_rating_from_db(row[0]) if row is not None else None,
-                new=None,
-                at=self._clock(),
-                overrides_cleared=max(cleared, 0),
-            )
-            if change.changed:
-                change = await self._audit(db, change)
-            return change, lambda _settings: GuildSettings()
-
-        return await self._write(guild_id, body)
-
-    async def forget_guild(self, guild_id: int) -> None:
-        async def body(db: aiosqlite.Connection) -> tuple[None, CacheUpdate]:
-            for table in ("guild_settings", "channel_overrides", "settings_audit"):
-                await _exec(db, f"DELETE FROM {table} WHERE guild_id = ?", (guild_id,))
-            return None, None
-
-        await self._write(guild_id, body)
-        log.info("forgot the settings and audit trail of guild %d", guild_id)
-
-    async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
-        # Not audited: nobody acted, Discord deleted the channel.
-        async def body(db: aiosqlite.Connection) -> tuple[bool, CacheUpdate]:
-            removed = await _exec(
-                db,
-                "DELETE FROM channel_overrides WHERE guild_id = ? AND channel_id = ?",
-                (guild_id, channel_id),
-            )
-            return removed > 0, _with_override(channel_id, None)
-
-        return await self._write(guild_id, body)
+    async def _sync_cache(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + self._check_interval
+        version = await self._locked(_data_version)
+        if version != self._data_version:
+            # Another connection committed: any cached guild may have changed.
+            self._data_version = version
+            self._cache.clear()

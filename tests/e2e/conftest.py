@@ -22,6 +22,7 @@ from bot.config import Settings, settings_from_mapping
 from bot.core import NekosBot
 from bot.nekos.models import Rating
 from tests.fakes.dataset import Dataset, generate_dataset
+from tests.fakes.dataset_v4 import generate_v4_dataset
 from tests.fakes.discord_emulator import (
     ChannelRecord,
     ChannelType,
@@ -33,6 +34,7 @@ from tests.fakes.discord_emulator import (
 )
 from tests.fakes.discord_payloads import DEFAULT_MEMBER_PERMISSIONS, MESSAGE_FLAG_EPHEMERAL
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.fakes.nekos_api_v4 import FakeNekosV4API
 
 # Three base64url parts, as bot/config.py's check wants; the emulator accepts exactly this one.
 DISCORD_TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAx.GeMuLa.e2e-emulator-token-not-a-secret"
@@ -105,7 +107,7 @@ class Stack:
     """The two fakes, a small Discord world and the settings that point the bot at them."""
 
     emu: DiscordEmulator
-    api: FakeNekosAPI
+    api: FakeNekosAPI | FakeNekosV4API
     tmp_path: Path
     api_token: str
     owner: UserRecord
@@ -238,7 +240,9 @@ def message_of(rec: InteractionRecord) -> MessageRecord:
     return rec.original
 
 
-def build_stack(emu: DiscordEmulator, api: FakeNekosAPI, tmp_path: Path, api_token: str) -> Stack:
+def build_stack(
+    emu: DiscordEmulator, api: FakeNekosAPI | FakeNekosV4API, tmp_path: Path, api_token: str
+) -> Stack:
     """The standard world: a guild whose owner, an admin and a plain member use two channels."""
     owner = emu.add_user("owner")
     member = emu.add_user("member")
@@ -255,6 +259,7 @@ def build_stack(emu: DiscordEmulator, api: FakeNekosAPI, tmp_path: Path, api_tok
         "NEKOS_API_TOKEN": api_token,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
         "HEALTH_FILE": str(tmp_path / "hb"),
+        "DATA_DIR": str(tmp_path),
         "LOG_LEVEL": "DEBUG",
         # Tests fire many commands per member; the per-member cooldown is pinned on its own.
         "COOLDOWN_USES": "1000",
@@ -294,6 +299,34 @@ async def open_stack(
 async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     """The standard stack on a mostly sfw dataset (like the live API); no bot started yet."""
     async with open_stack(tmp_path) as built:
+        yield built
+
+
+@contextlib.asynccontextmanager
+async def open_v4_stack(tmp_path: Path, **env: str) -> AsyncIterator[Stack]:
+    """The standard world against the fake Nekos API v4 (``stack.api``), which has no token."""
+    async with (
+        DiscordEmulator(token=DISCORD_TOKEN) as emu,
+        FakeNekosV4API(generate_v4_dataset(seed=5)) as api,
+    ):
+        with emu.patch_discord():
+            built = build_stack(emu, api, tmp_path, "")
+            del built.env["NEKOS_API_TOKEN"]
+            built.env.update({"NEKOS_API_BASE_URL": api.base_url, "NEKOS_API_RATE": "20", **env})
+            yield built
+
+
+@pytest.fixture
+async def v4stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    """The bot on the Nekos API v4, as a fresh install runs it (no opt-in above sfw)."""
+    async with open_v4_stack(tmp_path) as built:
+        yield built
+
+
+@pytest.fixture
+async def v4_opted_in(tmp_path: Path) -> AsyncIterator[Stack]:
+    """The bot on v4 with the operator's opt-in above sfw (NEKOS_V4_ALLOW_ABOVE_SFW=true)."""
+    async with open_v4_stack(tmp_path, NEKOS_V4_ALLOW_ABOVE_SFW="true") as built:
         yield built
 
 

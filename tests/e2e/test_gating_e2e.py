@@ -42,8 +42,10 @@ async def test_channel_that_is_not_age_restricted_shows_only_sfw_despite_an_nsfw
         await spicy.configure(spicy.owner, "default", level="nsfw")
         ids = await gather_images(spicy, spicy.member, spicy.general, 3)
         assert set(check_shown(data, ids, Rating.SFW)) == {Rating.SFW}
-        ids = await gather_images(spicy, spicy.member, spicy.general, 1, rating="nsfw")
-        check_shown(data, ids, Rating.SFW)
+        _, refused = await spicy.ask(spicy.member, spicy.general, "random", rating="nsfw")
+        assert is_ephemeral(refused)
+        assert not shown_image_ids(refused)
+        assert "This channel shows images up to **sfw**" in message_text(refused)
 
         explicit = next(i for i in data.images if i.nsfw == "nsfw")
         _, refused = await spicy.ask(spicy.member, spicy.general, "image", id=explicit.id)
@@ -132,8 +134,10 @@ async def test_direct_messages_show_only_sfw(spicy: Stack) -> None:
         await spicy.configure(spicy.owner, "default", level="nsfw")
         ids = await gather_images(spicy, spicy.member, dm, 3)
         check_shown(data, ids, Rating.SFW)
-        ids = await gather_images(spicy, spicy.member, dm, 1, rating="nsfw")
-        check_shown(data, ids, Rating.SFW)
+        _, refused = await spicy.ask(spicy.member, dm, "random", rating="nsfw")
+        assert is_ephemeral(refused)
+        assert not shown_image_ids(refused)
+        assert "Only **sfw** images can be shown here" in message_text(refused)
     spicy.emu.assert_no_violations()
 
 

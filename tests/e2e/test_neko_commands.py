@@ -176,6 +176,7 @@ async def test_stats_and_about(stack: Stack) -> None:
         assert int(fields["API requests sent"].replace(",", "")) > 0
         assert re.fullmatch(r"[\d,]+ images?", fields["Image pool"])  # no /neko random asked yet
         assert fields["Busy answers"] == "0"
+        assert fields["Request budget"] == "shared through the data folder"
     stack.emu.assert_no_violations()
 
 

@@ -25,10 +25,15 @@ from tests.e2e.conftest import (
 
 
 @pytest.fixture
-async def bot_process(stack: Stack) -> AsyncIterator[asyncio.subprocess.Process]:
+def log_level() -> str:
+    return "INFO"
+
+
+@pytest.fixture
+async def bot_process(stack: Stack, log_level: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """``python -m bot --env-file <tmp>/.env`` started against the stack; killed if left running."""
     env_file = stack.tmp_path / "bot.env"
-    settings = {**stack.env, "LOG_LEVEL": "INFO"}
+    settings = {**stack.env, "LOG_LEVEL": log_level}
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
     async with spawned("bot", env_file, stack.tmp_path / "bot.log") as process:
         yield process
@@ -74,4 +79,32 @@ async def test_python_m_bot_answers_a_command_and_stops_cleanly_on_sigterm(
     # Secrets never reach the logs.
     assert DISCORD_TOKEN not in text
     assert stack.api_token not in text
+    emu.assert_no_violations()
+
+
+@pytest.mark.parametrize("log_level", ["DEBUG"])
+async def test_debug_log_holds_no_interaction_token_nor_voice_warnings(
+    stack: Stack, bot_process: asyncio.subprocess.Process
+) -> None:
+    emu = stack.emu
+    log_path = stack.tmp_path / "bot.log"
+    await emu.wait_until(lambda: emu.ready_count >= 1, timeout=30.0)
+    tokens = []
+    for subcommand, options in (("random", {}), ("random", {"count": 2}), ("about", {})):
+        rec = await emu.slash(
+            stack.member, stack.general, "neko", subcommand=subcommand, options=options
+        )
+        await final_message(rec, timeout=10.0)
+        tokens.append(rec.token)
+    bot_process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(bot_process.wait(), timeout=10.0)
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    # DEBUG really logged the interaction traffic, with the tokens masked.
+    assert "/interactions/" in text
+    assert "/callback" in text
+    for token in tokens:
+        assert token not in text
+    assert DISCORD_TOKEN not in text
+    assert stack.api_token not in text
+    assert "voice will NOT be supported" not in text
     emu.assert_no_violations()

@@ -12,6 +12,8 @@ or run it alone: ``python -m tests.fakes.nekos_api --port 8080 [--seed N] [--ima
 
 Live behaviour reproduced
 -------------------------
+- Both shapes of an image's ``artist``: the live object ``{id, name, url}`` and, for a stable
+  ``bare_artist_share`` of the images (half by default), the bare id the API reference shows.
 - Endpoints under ``/api``: ``/``, ``/stats``, ``/token``, ``/image``, ``/image/random``,
   ``/image/{id}``, ``/artist``, ``/artist/{id}``, ``/artist/{id}/images``, ``/character``,
   ``/character/{id}``, ``/category``, ``/category/{id}``; ``/set`` (always empty) and
@@ -82,28 +84,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import datetime as dt
 import functools
 import hashlib
 import hmac
-import json
 import logging
-import math
 import random
 import re
 import string
-import struct
 import time
-import zlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
 from .dataset import ArtistRow, CategoryRow, CharacterRow, Dataset, ImageRow, generate_dataset
+from .fake_server import (
+    FakeReply as _Reply,
+)
+from .fake_server import (
+    Handler,
+    Limit,
+    LimitedFakeServer,
+    RequestRecord,
+    json_response,
+    solid_jpeg,
+    solid_png,
+)
 
 __all__ = [
     "API_VERSION",
@@ -114,6 +123,8 @@ __all__ = [
     "RequestRecord",
     "ilike_regex",
     "similar_to_regex",
+    "solid_jpeg",
+    "solid_png",
 ]
 
 log = logging.getLogger(__name__)
@@ -152,8 +163,6 @@ _LIMIT_50 = "Invalid value for `limit` parameter. Expected a number between 1 an
 _OFFSET = "Invalid value for `offset` parameter. Expected a number greater than 0."
 _RATE_LIMITED = "You have exceeded the rate limit. Please try again later."
 _BLOCKED = "You have exceeded the rate limit too many times. Please try again later."
-# JSON.stringify's output: compact, raw UTF-8.
-_dumps = functools.partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 _NEXT_404_HTML = (
     "<!DOCTYPE html><html><head><title>404: This page could not be found</title></head>"
     "<body><h1>404</h1><h2>This page could not be found.</h2></body></html>"
@@ -161,15 +170,6 @@ _NEXT_404_HTML = (
 
 
 # --------------------------------------------------------------------------- control flow
-
-
-class _Reply(Exception):
-    """Raised inside a handler to answer with the API's JSON error body."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class _Crash(Exception):
@@ -313,56 +313,6 @@ def _js_length(text: str) -> int:
 # --------------------------------------------------------------------------- image bytes
 
 
-def _png_chunk(tag: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-
-@functools.lru_cache(maxsize=256)
-def solid_png(rgb: tuple[int, int, int], size: int = 8) -> bytes:
-    """A valid ``size``x``size`` RGB PNG of one colour."""
-    row = b"\x00" + bytes(rgb) * size  # filter byte 0, then the pixels
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(row * size))
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-@functools.lru_cache(maxsize=256)
-def solid_jpeg(gray: int) -> bytes:
-    """A valid 8x8 baseline greyscale JPEG of one shade.
-
-    Hand-built (no imaging library in the environment): a flat block has only a DC coefficient,
-    so one-symbol Huffman tables and a quantisation table of ones describe it exactly.
-    """
-    dc = 8 * (max(0, min(255, gray)) - 128)  # the FDCT's DC term of a flat, level-shifted block
-    category = abs(dc).bit_length()
-    bits = "0"  # the DC table's only code, for symbol `category`
-    if category:
-        bits += format(dc if dc > 0 else dc + (1 << category) - 1, f"0{category}b")
-    bits += "0"  # the AC table's only code: end of block
-    bits += "1" * (-len(bits) % 8)
-    scan = int(bits, 2).to_bytes(len(bits) // 8, "big").replace(b"\xff", b"\xff\x00")
-
-    def segment(marker: int, payload: bytes) -> bytes:
-        return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
-
-    return (
-        b"\xff\xd8"
-        + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
-        + segment(0xDB, b"\x00" + b"\x01" * 64)
-        + segment(0xC0, struct.pack(">BHHB", 8, 8, 8, 1) + b"\x01\x11\x00")
-        + segment(0xC4, b"\x00" + b"\x01" + b"\x00" * 15 + bytes([category]))
-        + segment(0xC4, b"\x10" + b"\x01" + b"\x00" * 15 + b"\x00")
-        + segment(0xDA, b"\x01\x01\x00\x00\x3f\x00")
-        + scan
-        + b"\xff\xd9"
-    )
-
-
 def _image_bytes(image: ImageRow) -> bytes:
     color = image.color or "#808080"
     rgb = (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16))
@@ -372,10 +322,6 @@ def _image_bytes(image: ImageRow) -> bytes:
 
 
 # --------------------------------------------------------------------------- JSON shapes
-
-
-def _json_response(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -427,23 +373,6 @@ def _character_json(character: CharacterRow, images: int | None = None) -> dict[
 
 
 @dataclass(slots=True)
-class RequestRecord:
-    """One request the fake received; ``time`` is the injected clock at arrival.
-
-    Records are appended on arrival, so ``fake.requests`` is in arrival order. ``status`` is -1
-    while the request is in flight and 0 when the connection was dropped without a response.
-    """
-
-    time: float
-    method: str
-    path: str
-    query: dict[str, str]
-    status: int
-    ip: str
-    has_token: bool
-
-
-@dataclass(slots=True)
 class FakeToken:
     """An access token the fake accepts. Its ``repr`` never shows the secret."""
 
@@ -456,45 +385,12 @@ class FakeToken:
     expires: dt.datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Limit:
-    requests: int
-    per_seconds: float
-    strikes_before_block: int
-
-
-@dataclass(slots=True)
-class _IpState:
-    arrivals: collections.deque[float] = field(default_factory=collections.deque)
-    strikes: collections.deque[float] = field(default_factory=collections.deque)
-    blocked_until: float | None = None
-
-
-@dataclass(slots=True)
-class _Verdict:
-    headers: dict[str, str]
-    rejection: str | None = None  # the 429 message, when rejected
-
-
-@dataclass(frozen=True, slots=True)
-class _Fault:
-    kind: Literal["error", "malformed", "html", "empty", "drop"]
-    status: int = 500
-    message: str = "Internal Server Error"
-
-
-def _ceil_seconds(seconds: float) -> int:
-    # A hair of tolerance so that float noise (1.0000000002) does not round a whole second up.
-    return max(0, math.ceil(seconds - 1e-9))
-
-
 # --------------------------------------------------------------------------- the server
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TOKEN_KEY: web.RequestKey[FakeToken | None] = web.RequestKey("nekos_fake_token")
 
 
-class FakeNekosAPI:
+class FakeNekosAPI(LimitedFakeServer):
     """The fake server: an aiohttp application on ``host:port`` (port 0 picks a free one).
 
     ``seed`` seeds the random endpoint's sampling (``fake.rng``) and token generation, so a run
@@ -502,6 +398,12 @@ class FakeNekosAPI:
     seconds) drives the rate limiter and the request log; ``wall_clock`` (Unix seconds) drives
     ``meta.expires`` and the storage URLs' signatures. See the module docstring for behaviour.
     """
+
+    api_prefix = "/api"
+    rate_limited_message = _RATE_LIMITED
+    blocked_message = _BLOCKED
+    malformed_body = '{"data": [{"id": "'
+    name = "fake Nekos API"
 
     def __init__(
         self,
@@ -517,44 +419,34 @@ class FakeNekosAPI:
         default_expiry: int = 3600,
         sample_percent: float = 20.0,
         latency: float = 0.0,
+        bare_artist_share: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(
+            host=host,
+            port=port,
+            rate_limit=rate_limit,
+            strikes_before_block=strikes_before_block,
+            strike_window=strike_window,
+            block_seconds=block_seconds,
+            latency=latency,
+            clock=clock,
+        )
         self.dataset = dataset if dataset is not None else generate_dataset()
-        self.host = host
-        self.port = port
-        self.rate_limit = rate_limit
-        self.strikes_before_block = strikes_before_block
-        self.strike_window = strike_window
-        self.block_seconds = block_seconds
+        self.bare_artist_share = bare_artist_share
         self.default_expiry = default_expiry
         self.sample_percent = sample_percent
-        self.latency = latency
-        self.clock = clock
         self.wall_clock = wall_clock
         self.rng = random.Random(seed)
         self._token_rng = random.Random(f"tokens-{seed}")
         self._secret = hashlib.sha256(f"nekos-fake-{seed}".encode()).digest()
-
-        self.requests: list[RequestRecord] = []
-        self.count_429 = 0
-        self.blocked_ips: set[str] = set()
-
         self._tokens: dict[str, FakeToken] = {}
-        self._faults: collections.deque[_Fault] = collections.deque()
-        self._ips: dict[str, _IpState] = {}
-        self._runner: web.AppRunner | None = None
         self._images_by_file = {image.file_name: image for image in self.dataset.images}
         self._stats = self._compute_stats()
 
-    # ------------------------------------------------------------------ lifecycle
-
-    async def start(self) -> None:
-        """Bind and start serving; ``base_url`` is valid afterwards."""
-        if self._runner is not None:
-            return
-        app = web.Application(middlewares=[self._middleware])
-        routes: list[tuple[str, Handler]] = [
+    def _routes(self) -> list[tuple[str, Handler]]:
+        return [
             ("/api", self._h_index),
             ("/api/", self._h_index),
             ("/api/stats", self._h_stats),
@@ -573,45 +465,6 @@ class FakeNekosAPI:
             ("/api/set/{id}", self._h_set),
             ("/storage/{file}", self._h_storage),
         ]
-        for path, handler in routes:
-            app.router.add_get(path, handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        address = runner.addresses[0]
-        self.port = int(address[1])
-        log.debug("fake Nekos API listening on %s", self.base_url)
-
-    async def close(self) -> None:
-        """Stop serving and drop open connections."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> FakeNekosAPI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    @property
-    def origin(self) -> str:
-        """``http://host:port`` of the running server."""
-        if self._runner is None:
-            raise RuntimeError("the fake is not started")
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """The API base URL, e.g. ``http://127.0.0.1:PORT/api``."""
-        return f"{self.origin}/api"
-
-    def url(self, path: str) -> str:
-        """``base_url`` joined with an endpoint path such as ``/image/random``."""
-        return self.base_url + path
 
     # ------------------------------------------------------------------ tokens
 
@@ -645,72 +498,7 @@ class FakeNekosAPI:
         """Forget a token: it answers 401 from now on."""
         self._tokens.pop(token, None)
 
-    # ------------------------------------------------------------------ fault switches
-
-    def fail_next(self, n: int = 1, status: int = 500, message: str | None = None) -> None:
-        """The next ``n`` API requests get a JSON error ``{"code", "message", "success"}``."""
-        text = message or ("Internal Server Error" if status >= 500 else "Error")
-        self._faults.extend(_Fault("error", status, text) for _ in range(n))
-
-    def malformed_json_next(self, n: int = 1) -> None:
-        """The next ``n`` API requests get ``200 application/json`` with a broken body."""
-        self._faults.extend(_Fault("malformed", 200) for _ in range(n))
-
-    def html_error_next(self, n: int = 1, status: int = 502) -> None:
-        """The next ``n`` API requests get a proxy's HTML error page."""
-        self._faults.extend(_Fault("html", status) for _ in range(n))
-
-    def empty_error_next(self, n: int = 1, status: int = 503) -> None:
-        """The next ``n`` API requests get ``status`` with an empty body."""
-        self._faults.extend(_Fault("empty", status) for _ in range(n))
-
-    def drop_next(self, n: int = 1) -> None:
-        """The next ``n`` API requests have their connection closed without a response."""
-        self._faults.extend(_Fault("drop", 0) for _ in range(n))
-
-    def clear_faults(self) -> None:
-        """Cancel every queued fault."""
-        self._faults.clear()
-
-    @property
-    def pending_faults(self) -> int:
-        """How many queued faults have not fired yet."""
-        return len(self._faults)
-
-    def block_ip(self, ip: str = "127.0.0.1", seconds: float | None = None) -> None:
-        """Block ``ip`` now, for ``seconds`` (default ``block_seconds``), as after too many 429s."""
-        state = self._ips.setdefault(ip, _IpState())
-        state.blocked_until = self.clock() + (self.block_seconds if seconds is None else seconds)
-        self.blocked_ips.add(ip)
-
-    def unblock_ip(self, ip: str = "127.0.0.1") -> None:
-        """Lift a block and forget the IP's strikes."""
-        state = self._ips.get(ip)
-        if state is not None:
-            state.blocked_until = None
-            state.strikes.clear()
-
-    def is_blocked(self, ip: str = "127.0.0.1") -> bool:
-        """Whether ``ip`` is blocked at the current ``clock`` time."""
-        state = self._ips.get(ip)
-        return bool(
-            state and state.blocked_until is not None and self.clock() < state.blocked_until
-        )
-
-    def strikes(self, ip: str = "127.0.0.1") -> int:
-        """Rate-limit hits of ``ip`` still inside ``strike_window``."""
-        state = self._ips.get(ip)
-        if state is None:
-            return 0
-        now = self.clock()
-        return sum(1 for t in state.strikes if t > now - self.strike_window)
-
-    # ------------------------------------------------------------------ observation
-
-    @property
-    def api_requests(self) -> list[RequestRecord]:
-        """``requests`` under ``/api`` only (storage downloads left out)."""
-        return [r for r in self.requests if r.path.startswith("/api")]
+    # ------------------------------------------------------------------ storage
 
     def signed_url(self, image: ImageRow, expiry: int | None = None) -> tuple[str, float]:
         """A storage URL for ``image`` valid for ``expiry`` seconds, and its Unix expiry time."""
@@ -722,120 +510,24 @@ class FakeNekosAPI:
             expires_at
         )
 
-    # ------------------------------------------------------------------ internals: plumbing
-
     def _sign(self, file_name: str, expires: int) -> str:
         message = f"{file_name}:{expires}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    @staticmethod
-    def _client_ip(request: web.Request) -> str:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        first = forwarded.split(",")[0].strip()
-        return first or request.remote or "unknown"
+    # ------------------------------------------------------------------ internals: the version
 
-    def _open_record(self, request: web.Request, arrival: float, ip: str) -> RequestRecord:
-        record = RequestRecord(
-            time=arrival,
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            status=-1,
-            ip=ip,
-            has_token=bool(request.headers.get("Authorization")),
-        )
-        self.requests.append(record)
-        return record
+    def _error(self, status: int, message: str) -> web.Response:
+        return json_response({"code": status, "message": message, "success": False}, status=status)
 
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        arrival = self.clock()
-        ip = self._client_ip(request)
-        record = self._open_record(request, arrival, ip)
-        if not request.path.startswith("/api"):
-            response = await self._plain(request, handler)
-            record.status = response.status
-            return response
-        # Everything the limiter decides is decided on arrival, before any added latency.
-        fault = self._faults.popleft() if self._faults else None
-        verdict = _Verdict(headers={})
-        early: web.Response | None = None
-        unmatched = request.match_info.http_exception
-        if fault is not None:
-            self._note_arrival(ip, arrival)
-        elif unmatched is not None:
-            # Next.js answers unknown API paths with its HTML 404 page, before any handler runs.
-            early = web.Response(
-                status=unmatched.status, text=_NEXT_404_HTML, content_type="text/html"
-            )
-        else:
-            try:
-                token = self._resolve_token(request, required=request.path in _AUTH_REQUIRED)
-            except _Reply as reply:  # answered before the limiter, so not counted (as live)
-                early = self._error(reply.status, reply.message)
-            else:
-                request[_TOKEN_KEY] = token
-                verdict = self._judge(ip, arrival, token.scopes if token else [])
-                if verdict.rejection is not None:
-                    self.count_429 += 1
-                    early = self._error(429, verdict.rejection)
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
-        if fault is not None:
-            return await self._fault_response(request, fault, record)
-        response = early if early is not None else await self._plain(request, handler)
-        response.headers.update(verdict.headers)
-        record.status = response.status
-        return response
+    def _unmatched(self, status: int) -> web.Response:
+        # Next.js answers unknown API paths with its HTML 404 page, before any handler runs.
+        return web.Response(status=status, text=_NEXT_404_HTML, content_type="text/html")
 
-    async def _plain(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Run a handler, turning ``_Reply`` into the JSON error and crashes into Next's 500."""
-        try:
-            return await handler(request)
-        except _Reply as reply:
-            return self._error(reply.status, reply.message)
-        except web.HTTPException:
-            raise
-        except Exception:  # the live server's unhandled errors become a bare 500
-            log.debug("fake Nekos API crashed on %s (as the live server would)", request.path)
-            return web.Response(status=500, text="Internal Server Error")
-
-    @staticmethod
-    def _error(status: int, message: str) -> web.Response:
-        return _json_response({"code": status, "message": message, "success": False}, status=status)
-
-    async def _fault_response(
-        self, request: web.Request, fault: _Fault, record: RequestRecord
-    ) -> web.StreamResponse:
-        if fault.kind == "drop":
-            record.status = 0
-            transport = request.transport
-            if transport is not None:
-                transport.close()
-            # Nothing can be sent any more; aiohttp drops this response on the closed transport.
-            raise asyncio.CancelledError
-        response: web.Response
-        if fault.kind == "error":
-            response = self._error(fault.status, fault.message)
-        elif fault.kind == "malformed":
-            response = web.Response(
-                status=fault.status, text='{"data": [{"id": "', content_type="application/json"
-            )
-        elif fault.kind == "html":
-            title = (
-                f"{fault.status} Bad Gateway" if fault.status == 502 else f"{fault.status} Error"
-            )
-            page = (
-                f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1>"
-                "</center><hr><center>cloudflare</center></body></html>"
-            )
-            response = web.Response(status=fault.status, text=page, content_type="text/html")
-        else:
-            response = web.Response(status=fault.status, body=b"")
-        record.status = response.status
-        return response
-
-    # ------------------------------------------------------------------ internals: auth, limits
+    def _admit(self, request: web.Request) -> Sequence[str]:
+        # Auth is checked before the limiter, so its 401s are not counted (as live).
+        token = self._resolve_token(request, required=request.path in _AUTH_REQUIRED)
+        request[_TOKEN_KEY] = token
+        return token.scopes if token else []
 
     def _resolve_token(self, request: web.Request, *, required: bool) -> FakeToken | None:
         header = request.headers.get("Authorization", "")
@@ -854,79 +546,15 @@ class FakeNekosAPI:
             raise _Reply(401, "The authentication token is invalid.")
         return token
 
-    def _limit_for(self, scopes: Sequence[str]) -> _Limit | Literal["bypass"] | None:
+    def _limit_for(self, scopes: Sequence[str]) -> Limit | Literal["bypass"] | None:
         if any(scope.lower() == "api:ratelimit:disabled" for scope in scopes):
             return "bypass"
         for scope in scopes:
             match = _RATELIMIT_SCOPE.match(scope)
             if match is not None:
                 requests, per, strikes = match.groups()
-                return _Limit(int(requests), float(per), int(strikes))
-        if self.rate_limit is None:
-            return None
-        requests_default, per_default = self.rate_limit
-        return _Limit(requests_default, per_default, self.strikes_before_block)
-
-    def _note_arrival(self, ip: str, arrival: float) -> None:
-        limit = self._limit_for([])
-        if isinstance(limit, _Limit):
-            self._ips.setdefault(ip, _IpState()).arrivals.append(arrival)
-
-    def _judge(self, ip: str, now: float, scopes: Sequence[str]) -> _Verdict:
-        """Count this arrival and decide: pass (with headers) or a 429 message."""
-        limit = self._limit_for(scopes)
-        if limit == "bypass":
-            return _Verdict(headers={})
-        state = self._ips.setdefault(ip, _IpState())
-        if isinstance(limit, _Limit):
-            state.arrivals.append(now)
-            while state.arrivals and state.arrivals[0] <= now - limit.per_seconds:
-                state.arrivals.popleft()
-        limit_header = str(limit.requests if isinstance(limit, _Limit) else 0)
-
-        if state.blocked_until is not None:
-            if now < state.blocked_until:
-                wait = str(max(1, _ceil_seconds(state.blocked_until - now)))
-                headers = {
-                    "X-RateLimit-Limit": limit_header,
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": wait,
-                    "Retry-After": wait,
-                }
-                return _Verdict(headers=headers, rejection=_BLOCKED)
-            state.blocked_until = None
-            state.strikes.clear()
-        if not isinstance(limit, _Limit):
-            return _Verdict(headers={})
-
-        count = len(state.arrivals)
-        if count > limit.requests:
-            state.strikes.append(now)
-            while state.strikes and state.strikes[0] <= now - self.strike_window:
-                state.strikes.popleft()
-            if len(state.strikes) >= limit.strikes_before_block:
-                state.blocked_until = now + self.block_seconds
-                self.blocked_ips.add(ip)
-                log.debug("fake Nekos API blocks %s", ip)
-            # The next request passes once the R-th most recent arrival has left the window.
-            wait = str(
-                max(1, _ceil_seconds(state.arrivals[-limit.requests] + limit.per_seconds - now))
-            )
-            headers = {
-                "X-RateLimit-Limit": limit_header,
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": wait,
-                "Retry-After": wait,
-            }
-            return _Verdict(headers=headers, rejection=_RATE_LIMITED)
-        reset = _ceil_seconds(state.arrivals[0] + limit.per_seconds - now) if state.arrivals else 0
-        return _Verdict(
-            headers={
-                "X-RateLimit-Limit": limit_header,
-                "X-RateLimit-Remaining": str(max(0, limit.requests - count)),
-                "X-RateLimit-Reset": str(reset),
-            }
-        )
+                return Limit(int(requests), float(per), int(strikes))
+        return super()._limit_for(scopes)
 
     # ------------------------------------------------------------------ internals: parameters
 
@@ -1000,6 +628,11 @@ class FakeNekosAPI:
 
     # ------------------------------------------------------------------ internals: shapes
 
+    def artist_is_bare_id(self, image: ImageRow) -> bool:
+        """Whether ``image`` names its artist by id only, as the API reference shows (a stable
+        ``bare_artist_share`` of the images), rather than as the live server's object."""
+        return int(image.id[:8], 16) % 1000 < self.bare_artist_share * 1000
+
     def _image_json(self, image: ImageRow, expiry: int) -> dict[str, Any]:
         url, expires_at = self.signed_url(image, expiry)
         artist = self.dataset.artist_by_id.get(image.artist_id) if image.artist_id else None
@@ -1010,7 +643,13 @@ class FakeNekosAPI:
         return {
             "id": image.id,
             "url": url,
-            "artist": _artist_json(artist) if artist else None,
+            "artist": (
+                None
+                if artist is None
+                else artist.id
+                if self.artist_is_bare_id(image)
+                else _artist_json(artist)
+            ),
             "source": {"name": image.source_name, "url": image.source_url},
             "original": image.original,
             "nsfw": image.nsfw,
@@ -1037,7 +676,7 @@ class FakeNekosAPI:
         if pagination is not None:
             body["meta"] = {"pagination": pagination}
         body["success"] = True
-        return _json_response(body)
+        return json_response(body)
 
     @staticmethod
     def _page(limit: int, offset: int, count: int, total: int) -> dict[str, int]:
@@ -1098,7 +737,7 @@ class FakeNekosAPI:
     # ------------------------------------------------------------------ handlers
 
     async def _h_index(self, request: web.Request) -> web.Response:
-        return _json_response(
+        return json_response(
             {
                 "data": list(ENDPOINTS),
                 "meta": {"version": API_VERSION, "baseApiRoute": "/api"},
@@ -1273,7 +912,7 @@ class FakeNekosAPI:
             return self._storage_error("InvalidJWT", "jwt expired")
         image = self._images_by_file.get(file_name)
         if image is None:
-            return _json_response(
+            return json_response(
                 {"statusCode": "404", "error": "not_found", "message": "Object not found"},
                 status=404,
             )
@@ -1285,7 +924,7 @@ class FakeNekosAPI:
 
     @staticmethod
     def _storage_error(error: str, message: str) -> web.Response:
-        return _json_response({"statusCode": "403", "error": error, "message": message}, status=403)
+        return json_response({"statusCode": "403", "error": error, "message": message}, status=403)
 
 
 # --------------------------------------------------------------------------- command line
