@@ -49,8 +49,9 @@ _LINE_START = re.compile(r"^[^\S\n]*(?:#{1,6}\s|-#\s|>|[-*+]\s|[0-9]+\.\s)", re.
 # simple-markdown's inline code rule, which Discord uses.
 _CODE_SPAN = re.compile(r"(`+)[\s\S]*?[^`]\1(?!`)")
 _EMPHASIS = re.compile(r"[*_~|`]")
-# A bold name at the start of a line: the category list's own formatting.
-_OWN_BOLD = re.compile(r"^\*\*[^*\n]*\*\*", re.MULTILINE)
+# A bold name: the bot's own formatting (category and tag lists, the closest-name note). Text
+# from elsewhere is escaped whole, so an unescaped pair of ** can only be the bot's.
+_OWN_BOLD = re.compile(r"\*\*[^*\n]+\*\*")
 # A safe URL, spelled out independently: http(s), an ASCII host, no markdown, no "@", no
 # non-ASCII.
 _SAFE_URL = re.compile(
@@ -109,7 +110,7 @@ def links(text: str, allowed: Iterable[str] = ()) -> list[str]:
 
 def markdown_left(text: str) -> list[str]:
     """Formatting the text would get: emphasis/code/spoiler marks, headings, quotes, lists
-    (the category list's own ``**name**`` at the start of a line is allowed)."""
+    (the bot's own ``**name**`` is allowed)."""
     view = _OWN_BOLD.sub(HIDDEN, unescaped(text))
     return _EMPHASIS.findall(view) + _LINE_START.findall(view)
 

@@ -1,18 +1,17 @@
 """Hypothesis strategies for hostile Nekos API data: every field a third party fills is
 markdown, a mention, a link, an invisible or bidirectional character, a huge string or junk.
 
-One :class:`ApiShape` per response shape the bot reads. Each builds a whole :class:`Case` (the
-routes a :class:`~tests.fakes.canned_api.CannedAPI` serves, and what a member types into each
-command), so adding a shape (e.g. API v4: ``{"id": 4399, "url": …, "rating": "safe",
-"color_dominant": [75, 52, 122], "artist_name": null, "tags": ["girl"], "source_url": null}``)
-means writing its element strategies and its ``routes``, then listing it in :data:`SHAPES`.
+One :class:`ApiShape` per response shape the bot reads (v1 reference, v1 live, v4). Each builds
+a whole :class:`Case` (the routes a :class:`~tests.fakes.canned_api.CannedAPI` serves, the API
+version the bot is set to, and what a member types into each command), so adding a shape means
+writing its element strategies and its ``routes``, then listing it in :data:`SHAPES`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -210,7 +209,8 @@ class Case:
     routes: Mapping[str, Any]
     options: Mapping[str, Mapping[str, Any]]
     """``PreviewOptions`` fields for each command kind (``random``, ``artist``, …)."""
-    notes: Mapping[str, Any] = field(default_factory=dict)
+    api_version: str = "v1"
+    """``NEKOS_API_VERSION`` for the bot: which adapter reads these routes."""
 
 
 def _ok(data: Any) -> Json:
@@ -286,6 +286,48 @@ def _v1_case(draw: st.DrawFn, *, live: bool) -> Case:
     return Case("v1-live" if live else "v1-reference", routes, options)
 
 
+# --------------------------------------------------------------------------- API v4
+
+V4_IMAGE = st.fixed_dictionaries(
+    {
+        "id": st.integers(0, 10**9),  # anything else fails the whole page: tested elsewhere
+        "url": URL,
+        "rating": st.sampled_from(["safe", "safe", "suggestive", "borderline", "explicit", "<@1>"]),
+        "color_dominant": weighted(
+            (3, st.lists(st.integers(0, 255), min_size=3, max_size=3)), (1, st.none()), (1, TEXT)
+        ),
+        "artist_name": OPTIONAL_TEXT,
+        "tags": st.lists(TEXT, max_size=5),
+        "source_url": OPTIONAL_URL,
+    },
+    optional={"is_original": st.booleans(), "image_url": URL},
+)
+
+
+@st.composite
+def _v4_case(draw: st.DrawFn) -> Case:
+    """The v4 shape: bare image objects, ``{"items", "count"}`` lists, whole-number ids, tags;
+    no artists, characters or categories (those commands answer that they have none)."""
+    images = draw(st.lists(V4_IMAGE, min_size=1, max_size=3))
+    image_id = str(images[0]["id"])
+    count = draw(st.integers(0, 10**7))
+    routes: dict[str, Any] = {
+        "/images/random": images,
+        "/images": {"items": images, "count": count},
+        f"/images/{image_id}": images[0],
+    }
+    tags = [t for image in images for t in image["tags"]]
+    options = {
+        "random": {"categories": _member_input(draw, tags), "count": draw(st.integers(1, 10))},
+        "artist": {"name": draw(MEMBER_TEXT)},
+        "character": {"name": draw(MEMBER_TEXT)},
+        "image": {"image_id": image_id},
+        "category": {"search": draw(CATEGORY_SEARCH)},
+        "stats": {},
+    }
+    return Case("v4", routes, options, api_version="v4")
+
+
 def _is_uuid(value: str) -> bool:
     try:
         return len(value) == 36 and uuid.UUID(value) is not None
@@ -304,6 +346,7 @@ class ApiShape:
 SHAPES: tuple[ApiShape, ...] = (
     ApiShape("v1-reference", lambda: _v1_case(live=False)),
     ApiShape("v1-live", lambda: _v1_case(live=True)),
+    ApiShape("v4", _v4_case),
 )
 
 

@@ -48,13 +48,13 @@ TOKEN = "t" * 100  # the shape the API checks; the canned API accepts any
 EXAMPLES = int(os.environ.get("UNTRUSTED_EXAMPLES", "200"))
 
 
-def preview_settings(base_url: str, token: str, data_dir: str) -> Settings:
-    """The settings ``python -m bot preview`` would read for a v1 API at ``base_url``."""
+def preview_settings(base_url: str, token: str, data_dir: str, version: str = "v1") -> Settings:
+    """The settings ``python -m bot preview`` would read for the API at ``base_url``."""
     return settings_from_mapping(
         {
             "NEKOS_API_BASE_URL": base_url,
-            "NEKOS_API_VERSION": "v1",
-            "NEKOS_API_TOKEN": token,
+            "NEKOS_API_VERSION": version,
+            "NEKOS_API_TOKEN": token if version == "v1" else None,  # v4 takes none
             "NEKOS_API_RATE": "1000",  # the loopback API has no limit: nothing to wait for
             "NEKOS_API_TIMEOUT": "5",
             "RARE_REQUEST_ATTEMPTS": "1",
@@ -73,7 +73,7 @@ async def previews(case: Case) -> dict[str, dict[str, Any]]:
 
     async def preview(kind: str) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="untrusted-") as data_dir:
-            config = preview_settings(api.base_url, TOKEN, data_dir)
+            config = preview_settings(api.base_url, TOKEN, data_dir, case.api_version)
             return await render_preview(config, PreviewOptions(kind=kind, **case.options[kind]))
 
     async with CannedAPI(case.routes) as api:
