@@ -1,8 +1,9 @@
 """Run every benchmark in turn: full durations by default, or ``--quick`` smoke runs.
 
-Full: burst three times (median lines at the end), sustained 60 s, mixed 300 s, cpu; then the
-same through the Discord emulator with the real ``python -m bot`` (discord_burst three times,
-discord_sustained 60 s, discord_mixed 300 s), and eight CLI processes sharing one request budget
+Full: burst three times (median lines at the end), sustained 60 s, mixed 300 s, cpu, the
+metrics' overhead; then the same through the Discord emulator with the real ``python -m bot``
+(discord_burst three times, discord_sustained 60 s, discord_mixed 300 s), and eight CLI
+processes sharing one request budget
 (shared_budget); about 47 minutes of real time, mostly the naive baselines waiting on the
 upstream's 1 request per second.
 
@@ -21,6 +22,7 @@ PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench.sustained", ("--seconds", "60")),
     ("bench.mixed", ("--seconds", "300")),
     ("bench.cpu", ()),
+    ("bench.metrics_overhead", ()),
     ("bench.discord_burst", ("--repeat", "3")),
     ("bench.discord_sustained", ("--seconds", "60")),
     ("bench.discord_mixed", ("--seconds", "300")),

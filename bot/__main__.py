@@ -223,12 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
 
     if command == "health":
-        from .health import check_heartbeat
+        from .health import check_heartbeat, check_services
 
         if settings.health_file is None:
             return _fail("HEALTH_FILE is empty: the heartbeat is disabled", 1)
         ok, reason = check_heartbeat(settings.health_file)
         print(reason)
+        # Reported, not counted: the bot keeps serving safely while a shared service is away,
+        # and restarting it would not bring the service back.
+        for service in asyncio.run(check_services(settings)):
+            print(service.line)
         return 0 if ok else 1
 
     database_urls = [settings.database_url]

@@ -84,11 +84,7 @@ def open_budget(settings: Settings) -> RequestBudget:
 
         remote = RedisLedger.from_url(settings.redis_url.reveal(), prefix=settings.redis_key_prefix)
         ledger = FailoverLedger(remote, local)
-        parts = urlsplit(settings.redis_url.reveal())  # the password stays out of reports
-        address = parts.hostname or parts.path
-        if parts.port:
-            address = f"{address}:{parts.port}"
-        location = f"Redis at {address}, else {location}"
+        location = f"Redis at {settings.redis_location}, else {location}"
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     return RequestBudget(ledger, budget_key(settings), owner, location, settings.source_address)
 

@@ -56,6 +56,8 @@ SETTING_NAMES = (
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
     "NEKOS_API_SOURCE_ADDRESS",
+    "METRICS_PORT",
+    "METRICS_HOST",
 )
 """Every variable the bot reads (tools that start it use this to keep their own out)."""
 
@@ -64,6 +66,7 @@ _DISCORD_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z
 # The Nekos API checks `^Bearer [0-9a-zA-Z]{100}$`.
 _NEKOS_TOKEN_RE = re.compile(r"^[0-9a-zA-Z]{100}$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_HOSTNAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 class ConfigError(ValueError):
@@ -132,11 +135,24 @@ class Settings:
     redis_key_prefix: str = "nekos:"
     source_address: str | None = None
     """Local IP address the API connections leave from; also names the request budget."""
+    metrics_port: int | None = None
+    """Port of the Prometheus endpoint (``/metrics``); ``None``: metrics are off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the Prometheus endpoint listens on (``0.0.0.0`` in a container)."""
 
     @property
     def nekos_api_interval(self) -> float:
         """Seconds between API request starts (the pacer adds its safety margin)."""
         return 1.0 / self.nekos_api_rate
+
+    @property
+    def redis_location(self) -> str | None:
+        """Where Redis is, for reports: ``host:port`` or the socket path, never the password."""
+        if self.redis_url is None:
+            return None
+        parts = urlsplit(self.redis_url.reveal())
+        address = parts.hostname or parts.path
+        return f"{address}:{parts.port}" if parts.port else address
 
     def require_discord_token(self) -> Secret:
         """The Discord token, or a ConfigError saying how to provide it."""
@@ -190,6 +206,17 @@ def _integer(name: str, value: str, *, minimum: int) -> int:
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}")
     return number
+
+
+def _listen_host(name: str, value: str) -> str:
+    """An address to listen on: an IP address (``0.0.0.0``, ``::``) or a host name."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if not _HOSTNAME_RE.match(value):
+        raise ConfigError(f"{name} must be an IP address or a host name, e.g. 0.0.0.0")
+    return value
 
 
 def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
@@ -285,6 +312,13 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
             raise ConfigError(
                 "NEKOS_API_SOURCE_ADDRESS must be an IP address of this host, e.g. 192.0.2.10"
             ) from None
+    if (value := get("METRICS_PORT")) is not None:
+        port = _integer("METRICS_PORT", value, minimum=0)
+        if port > 65535:
+            raise ConfigError("METRICS_PORT must be a port number from 1 to 65535 (0: off)")
+        kwargs["metrics_port"] = port or None
+    if (value := get("METRICS_HOST")) is not None:
+        kwargs["metrics_host"] = _listen_host("METRICS_HOST", value)
     if "HEALTH_FILE" in env:
         value = get("HEALTH_FILE")
         kwargs["health_file"] = Path(value) if value else None

@@ -19,10 +19,12 @@ from .config import ConfigError, Settings
 from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
+from .metrics import NULL_METRICS, Metrics, open_metrics
 from .nekos import NekosApi, NekosError, Unauthorized
 from .nekos.capabilities import CAPABILITIES
 from .nekos.models import Rating
 from .replies import Replies
+from .responding import measure_command
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
 from .store import SettingsStore, StoreError, open_store
@@ -90,15 +92,23 @@ class NekosBot(commands.AutoShardedBot):
         self._data_dir = settings.data_dir
         self.budget: RequestBudget | None = None
         """The request budget shared with the other processes (set in ``setup_hook``)."""
+        self.metrics: Metrics = NULL_METRICS
+        """The operators' metrics (``METRICS_PORT``); measures nothing until ``setup_hook``."""
 
     # ------------------------------------------------------------------ start-up
 
     async def setup_hook(self) -> None:
         settings = self.settings
+        self.metrics = open_metrics(settings, shard_ids=self.shard_ids)
         # One request budget shared with every other process of the project on this address.
         self.budget = open_budget(settings)
         self._http_session = self.budget.session()
-        self.nekos = make_api(settings, session=self._http_session, budget=self.budget)
+        self.nekos = make_api(
+            settings,
+            session=self._http_session,
+            budget=self.budget,
+            observer=self.metrics.request_observer,
+        )
         try:
             await self.nekos.start()
         except Unauthorized as exc:
@@ -154,6 +164,7 @@ class NekosBot(commands.AutoShardedBot):
             await self.load_extension(extension)
 
         if self.background:
+            await self.metrics.start(self)
             await self.sync_commands()
             self.catalog.start()
             self.pool.start()
@@ -301,6 +312,13 @@ class NekosBot(commands.AutoShardedBot):
     async def on_ready(self) -> None:
         log.info("Connected as %s to %d servers", self.user, len(self.guilds))
 
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction, command: object
+    ) -> None:
+        # /neko commands were measured as they answered; this counts the ones that answer
+        # by themselves (/neko-config).
+        measure_command(interaction, "served")
+
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         # Privacy: a server that removed the bot keeps nothing here.
         await self.store.forget_guild(guild.id)
@@ -312,6 +330,7 @@ class NekosBot(commands.AutoShardedBot):
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        await self.metrics.close()
         if self._warm is not None:
             self._warm.cancel()
             await asyncio.gather(self._warm, return_exceptions=True)

@@ -15,7 +15,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import discord
 
@@ -55,7 +55,15 @@ from .views import (
     pager_items,
 )
 
-__all__ = ["Replies", "Reply", "ceiling_refusal", "error_reply", "notice", "rating_refusal"]
+__all__ = [
+    "Outcome",
+    "Replies",
+    "Reply",
+    "ceiling_refusal",
+    "error_reply",
+    "notice",
+    "rating_refusal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,11 @@ NAME_SEARCH_LIMIT = min(SEARCH_MAX_LENGTH["artist"], SEARCH_MAX_LENGTH["characte
 CATEGORIES_PER_PAGE = 10
 TAGS_PER_PAGE = 30
 _SUFFIX = {"image/png": "png", "image/jpeg": "jpg", "image/gif": "gif", "image/webp": "webp"}
+
+Outcome = Literal[
+    "served", "nothing_matched", "input_error", "busy", "api_error", "cooldown", "unexpected"
+]
+"""What a command's answer was, for the operators' metrics."""
 
 
 @dataclass
@@ -81,6 +94,8 @@ class Reply:
     charge: bool = False
     """Counts against the member's cooldown: the command was served, or honestly answered
     "nothing matched". Input errors and outages don't count."""
+    outcome: Outcome = "served"
+    """What this answer is (served, "nothing matched", an input error, "busy", …): metrics."""
 
     def discord_files(self) -> list[discord.File]:
         return [discord.File(io.BytesIO(data), filename=name) for name, data in self.files]
@@ -103,10 +118,13 @@ class Reply:
         return data
 
 
-def notice(text: str) -> Reply:
-    """A short, friendly, ephemeral message (quote untrusted parts with :func:`bot.text.quote`
-    or :func:`bot.text.safe_text`). If a member's input made it longer than Discord's 2000
-    characters, whole lines are dropped from the end (a cut inside a line could split a quote)."""
+def notice(text: str, *, outcome: Outcome = "input_error") -> Reply:
+    """A short, friendly, ephemeral message (by default an answer to the member's input).
+
+    Quote untrusted parts with :func:`bot.text.quote` or :func:`bot.text.safe_text`. If a
+    member's input made it longer than Discord's 2000 characters, whole lines are dropped from
+    the end (a cut inside a line could split a quote).
+    """
     if len(text) > CONTENT_LIMIT:
         kept = ""
         for line in text.split("\n"):
@@ -114,7 +132,7 @@ def notice(text: str) -> Reply:
                 break
             kept += line + "\n"
         text = kept + ELLIPSIS if kept else trim_markdown(text, CONTENT_LIMIT)
-    return Reply(content=text, ephemeral=True)
+    return Reply(content=text, ephemeral=True, outcome=outcome)
 
 
 def error_reply(exc: BaseException) -> Reply:
@@ -123,12 +141,14 @@ def error_reply(exc: BaseException) -> Reply:
         when = discord.utils.format_dt(exc.until, "t")
         return notice(
             f"The Nekos API has paused requests from this bot until {when}. "
-            "Images will be back then — sorry!"
+            "Images will be back then — sorry!",
+            outcome="api_error",
         )
     if isinstance(exc, RateLimited):
         return notice(
             f"The Nekos API is busy right now. Please try again in about "
-            f"{max(1, math.ceil(exc.retry_after))} seconds."
+            f"{max(1, math.ceil(exc.retry_after))} seconds.",
+            outcome="busy",
         )
     if isinstance(exc, InvalidParameter | BadRequest):
         # The API's own wording is not shown: it is not ours to vouch for, and may hold markdown.
@@ -136,8 +156,14 @@ def error_reply(exc: BaseException) -> Reply:
     if isinstance(exc, NotFound):
         return notice("I couldn't find that. Check the name or id and try again.")
     if isinstance(exc, ResponseParseError):
-        return notice("The Nekos API sent an answer I couldn't read. Please try again later.")
-    return notice("The Nekos API isn't answering right now. Please try again in a minute.")
+        return notice(
+            "The Nekos API sent an answer I couldn't read. Please try again later.",
+            outcome="api_error",
+        )
+    return notice(
+        "The Nekos API isn't answering right now. Please try again in a minute.",
+        outcome="api_error",
+    )
 
 
 def rating_refusal(channel_max: Rating, requested: Rating, *, configurable: bool) -> str:
@@ -385,7 +411,8 @@ class Replies:
             answer = notice(
                 f"Nothing matched right now ({what}, {scope}). "
                 "Images are sampled at random, so trying again in a minute may work; "
-                "fewer categories help too."
+                "fewer categories help too.",
+                outcome="nothing_matched",
             )
             answer.charge = True
             return answer

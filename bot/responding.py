@@ -3,6 +3,9 @@
 The first response must reach Discord within 3 seconds; the token then lasts 15 minutes. A reply
 that is not ready within :data:`DEFER_AFTER` seconds (or that the pacer says will be late) is
 deferred first and delivered as a follow-up.
+
+Every answer sent here is measured once per interaction (:func:`measure_command`): its outcome,
+and the seconds from the interaction's creation to the first response and to the last message.
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import discord
 
 from .embeds import ALLOWED_MENTIONS
+from .metrics import NULL_METRICS, Metrics
 from .nekos.errors import NekosError
 from .replies import Reply, error_reply, notice
+from .views import button_name
 
-__all__ = ["DEFER_AFTER", "respond", "send_reply"]
+__all__ = ["DEFER_AFTER", "command_name", "measure_command", "respond", "send_reply"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +33,9 @@ DEFER_AFTER = 2.0
 TOKEN_LIFETIME = dt.timedelta(minutes=15)
 _TOKEN_MARGIN = dt.timedelta(seconds=30)
 UNEXPECTED = "Something went wrong on my side. It has been logged; please try again."
+# Interaction.extras keys: when the first response (a deferral) went out; measured already.
+_ACKED = "nekos.acked_at"
+_MEASURED = "nekos.measured"
 
 
 def token_expired(interaction: discord.Interaction[Any]) -> bool:
@@ -39,16 +48,57 @@ def _where(interaction: discord.Interaction[Any]) -> str:
     return f"/{command} guild={interaction.guild_id} channel={interaction.channel_id}"
 
 
+def command_name(interaction: discord.Interaction[Any]) -> str:
+    """The command's name in the metrics: ``random``, ``neko-config show``, ``button:another``."""
+    if interaction.command is not None:
+        return interaction.command.qualified_name.removeprefix("neko ")
+    data = cast(Mapping[str, Any], interaction.data or {})
+    return button_name(str(data.get("custom_id", "")))
+
+
+def _metrics(interaction: discord.Interaction[Any]) -> Metrics:
+    metrics = getattr(interaction.client, "metrics", None)
+    return metrics if isinstance(metrics, Metrics) else NULL_METRICS
+
+
+def measure_command(interaction: discord.Interaction[Any], outcome: str) -> None:
+    """Count the interaction's answer once, with its timings (the first call wins)."""
+    extras = interaction.extras
+    if extras.get(_MEASURED):
+        return
+    extras[_MEASURED] = True
+    metrics = _metrics(interaction)
+    if not metrics.enabled:
+        return
+    # Discord's 3 s runs from the interaction's creation: its id holds that time (ms).
+    created = ((interaction.id >> 22) + discord.utils.DISCORD_EPOCH) / 1000
+    now = time.time()
+    acked = extras.get(_ACKED, now)
+    metrics.command(
+        command_name(interaction), outcome, max(0.0, acked - created), max(0.0, now - created)
+    )
+
+
 async def send_reply(
     interaction: discord.Interaction[Any], reply: Reply, *, edit: bool = False
 ) -> None:
-    """Deliver ``reply``: as the response, or after a deferral as a follow-up.
+    """Deliver ``reply``: as the response, or after a deferral as a follow-up (and measure it).
 
     ``edit`` replaces the message a component sits on (paging) instead of sending a new one.
     """
+    try:
+        delivered = await _deliver(interaction, reply, edit=edit)
+    except BaseException:
+        measure_command(interaction, "undelivered")
+        raise
+    measure_command(interaction, reply.outcome if delivered else "undelivered")
+
+
+async def _deliver(interaction: discord.Interaction[Any], reply: Reply, *, edit: bool) -> bool:
+    """Send ``reply`` the way the interaction's state calls for; False when it was too late."""
     if token_expired(interaction):
         log.warning("Dropped a reply after the 15-minute token window: %s", _where(interaction))
-        return
+        return False
     if edit and reply.retire and interaction.message is not None:
         await _retire_buttons(interaction, interaction.message)
         await interaction.followup.send(
@@ -57,7 +107,7 @@ async def send_reply(
             ephemeral=True,
             allowed_mentions=ALLOWED_MENTIONS,
         )
-        return
+        return True
     files = reply.discord_files()
     view = reply.view if reply.view is not None else discord.utils.MISSING
     response = interaction.response
@@ -66,7 +116,7 @@ async def send_reply(
             await response.edit_message(
                 content=reply.content, embeds=reply.embeds, view=reply.view, attachments=files
             )
-            return
+            return True
         await response.send_message(
             content=reply.content,
             embeds=reply.embeds,
@@ -75,15 +125,15 @@ async def send_reply(
             ephemeral=reply.ephemeral,
             allowed_mentions=ALLOWED_MENTIONS,
         )
-        return
+        return True
     if reply.ephemeral and not edit:
         await _whisper_after_public_deferral(interaction, reply)
-        return
+        return True
     if edit and not reply.ephemeral:
         await interaction.edit_original_response(
             content=reply.content, embeds=reply.embeds, view=reply.view, attachments=files
         )
-        return
+        return True
     await interaction.followup.send(
         content=reply.content or discord.utils.MISSING,
         embeds=reply.embeds,
@@ -92,6 +142,7 @@ async def send_reply(
         ephemeral=reply.ephemeral,
         allowed_mentions=ALLOWED_MENTIONS,
     )
+    return True
 
 
 async def _retire_buttons(interaction: discord.Interaction[Any], message: discord.Message) -> None:
@@ -149,6 +200,7 @@ async def respond(
             await interaction.response.defer()
         else:
             await interaction.response.defer(thinking=True)
+        interaction.extras[_ACKED] = time.time()
     try:
         reply = await task
     except NekosError as exc:
@@ -156,5 +208,5 @@ async def respond(
         reply = error_reply(exc)
     except Exception:
         log.exception("Unexpected failure in %s", _where(interaction))
-        reply = notice(UNEXPECTED)
+        reply = notice(UNEXPECTED, outcome="unexpected")
     await send_reply(interaction, reply, edit=edit)

@@ -21,6 +21,7 @@ __all__ = [
     "CategoryPageButton",
     "GalleryPageButton",
     "another_custom_id",
+    "button_name",
     "dynamic_items",
     "link_button",
 ]
@@ -29,6 +30,7 @@ CUSTOM_ID_LIMIT = 100
 _RATING_CODE = {Rating.SFW: "s", Rating.QUESTIONABLE: "q", Rating.NSFW: "n"}
 _CODE_RATING = {v: k for k, v in _RATING_CODE.items()}
 NOT_YOURS = "These buttons belong to whoever ran the command; run `/neko {command}` for your own."
+_BUTTON_NAMES = {"again": "another", "gal": "gallery_page", "cat": "category_page"}
 
 
 @runtime_checkable
@@ -205,6 +207,14 @@ def link_button(label: str, url: str | None) -> discord.ui.Button[Any] | None:
     characters as Discord requires of button links), or ``None`` when it is not safe."""
     safe = safe_url(url, limit=BUTTON_URL_LIMIT)
     return None if safe is None else discord.ui.Button(label=label, url=safe)
+
+
+def button_name(custom_id: str) -> str:
+    """What a press of the button ``custom_id`` is called in the metrics: ``button:another``,
+    ``button:gallery_page``, ``button:category_page`` (``button:other`` for anything else)."""
+    prefix, _, rest = custom_id.partition(":")
+    name = _BUTTON_NAMES.get(rest.partition(":")[0]) if prefix == "neko" else None
+    return f"button:{name or 'other'}"
 
 
 def dynamic_items() -> tuple[type[discord.ui.DynamicItem[Any]], ...]:

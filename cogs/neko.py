@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.nekos.models import Rating
-from bot.replies import Reply, notice
+from bot.replies import Outcome, Reply, notice
 from bot.responding import respond, send_reply
 from bot.serving import ImageRequest
 
@@ -82,7 +82,10 @@ class Neko(commands.Cog):
             return False
         await send_reply(
             interaction,
-            notice(f"Slow down a little — try again in {max(1, math.ceil(wait))} seconds."),
+            notice(
+                f"Slow down a little — try again in {max(1, math.ceil(wait))} seconds.",
+                outcome="cooldown",
+            ),
         )
         return True
 
@@ -339,8 +342,10 @@ class Neko(commands.Cog):
             f"/{interaction.command.qualified_name if interaction.command else '?'} "
             f"guild={interaction.guild_id} channel={interaction.channel_id}"
         )
+        outcome: Outcome = "input_error"
         if isinstance(error, app_commands.CommandOnCooldown):
             text = f"Slow down a little — try again in {math.ceil(error.retry_after)} seconds."
+            outcome = "cooldown"
         elif isinstance(error, app_commands.MissingPermissions):
             text = "You need the " + ", ".join(error.missing_permissions) + " permission for that."
         elif isinstance(error, app_commands.BotMissingPermissions):
@@ -352,10 +357,11 @@ class Neko(commands.Cog):
         else:
             log.error("Unexpected error in %s", where, exc_info=error)
             text = "Something went wrong on my side. It has been logged; please try again."
+            outcome = "unexpected"
         if not isinstance(error, app_commands.CommandInvokeError):
             log.info("Command refused in %s: %s", where, type(error).__name__)
         try:
-            await send_reply(interaction, notice(text))
+            await send_reply(interaction, notice(text, outcome=outcome))
         except discord.HTTPException:
             log.warning("Could not tell the member about an error in %s", where)
 

@@ -31,6 +31,7 @@ __all__ = [
     "PrivateRedis",
     "answers",
     "delete_prefix",
+    "free_port",
     "private_redis",
     "redis_prefix",
     "redis_url",
@@ -79,7 +80,8 @@ async def delete_prefix(url: str, prefix: str) -> None:
         await client.aclose()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -91,7 +93,7 @@ class PrivateRedis:
     def __init__(self, binary: str, workdir: Path) -> None:
         self._binary = binary
         self._workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self._process: asyncio.subprocess.Process | None = None
 
     @property

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from bench import all as run_all
-from bench import cpu
+from bench import cpu, metrics_overhead
 
 VARIANT_FIGURES = {
     "burst": (
@@ -62,6 +62,15 @@ def test_quick_cpu_run_prints_timings_and_profile(capsys: pytest.CaptureFixture[
     assert len(re.findall(r"^cpu profile: ", out, re.MULTILINE)) >= 5, out
 
 
+def test_quick_metrics_overhead_run_prints_its_three_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = _lines(metrics_overhead.main, capsys)
+    assert re.search(r"^metrics per command: off_ns=-?\d+ on_ns=\d+$", out, re.MULTILINE), out
+    assert re.search(r"^metrics per API request: off_ns=\d+ on_ns=\d+$", out, re.MULTILINE)
+    assert re.search(r"^metrics per scrape: us=\d+ bytes=\d+$", out, re.MULTILINE), out
+
+
 def test_run_all_plans_every_benchmark_with_existing_entry_points() -> None:
     modules = [module for module, _ in run_all.plan(quick=False)]
     assert modules == [
@@ -69,6 +78,7 @@ def test_run_all_plans_every_benchmark_with_existing_entry_points() -> None:
         "bench.sustained",
         "bench.mixed",
         "bench.cpu",
+        "bench.metrics_overhead",
         "bench.discord_burst",
         "bench.discord_sustained",
         "bench.discord_mixed",

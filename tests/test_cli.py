@@ -57,6 +57,14 @@ class Cli:
     env_file: Path
 
     async def __call__(self, *args: str, env: dict[str, str] | None = None) -> Result:
+        """``python -m bot --env-file <tmp> args…``."""
+        return await self._run(["-m", "bot", "--env-file", str(self.env_file), *args], env)
+
+    async def python(self, code: str, env: dict[str, str] | None = None) -> Result:
+        """``python -c code`` in the same environment."""
+        return await self._run(["-c", code], env)
+
+    async def _run(self, argv: list[str], env: dict[str, str] | None) -> Result:
         full_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.tmp_path),
@@ -69,11 +77,7 @@ class Cli:
         full_env.update(env or {})
         process = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "bot",
-            "--env-file",
-            str(self.env_file),
-            *args,
+            *argv,
             cwd=REPO,
             env=full_env,
             stdout=asyncio.subprocess.PIPE,
@@ -542,6 +546,75 @@ async def test_health_exit_codes(cli: Cli) -> None:
     assert "connected" in by_name["fresh"].stdout
     assert by_name["stale"].code == 1
     assert "connection lost" in by_name["stale"].stdout
+
+
+async def test_health_reports_the_reachable_shared_services(
+    cli: Cli, pg_database: PgDatabase, redis_url: str
+) -> None:
+    fresh = cli.tmp_path / "fresh" / "heartbeat"
+    stale = cli.tmp_path / "stale" / "heartbeat"
+    write_heartbeat(fresh, connected=True)
+    write_heartbeat(stale, connected=True, now=time.time() - 3600)
+    services = {
+        "DATABASE_URL": pg_database.url_via(pg_database.port, password="hunter2pw"),
+        "REDIS_URL": redis_url,
+    }
+    ok, lost = await asyncio.gather(
+        cli("health", env={"HEALTH_FILE": str(fresh), **services}),
+        cli("health", env={"HEALTH_FILE": str(stale), **services}),
+    )
+    assert ok.code == 0, ok.output
+    lines = ok.stdout.splitlines()
+    assert lines[0].startswith("connected")
+    assert lines[1:] == [
+        f"postgresql: reachable at postgresql://postgres:********@127.0.0.1:5432/{pg_database.name}",
+        "redis: reachable at 127.0.0.1:6379",
+    ]
+    assert "hunter2pw" not in ok.output
+    # The heartbeat alone decides the exit code.
+    assert lost.code == 1
+    assert "connection lost" in lost.stdout
+    assert "postgresql: reachable" in lost.stdout
+
+
+async def test_health_says_what_an_unreachable_service_means_without_failing(cli: Cli) -> None:
+    fresh = cli.tmp_path / "fresh" / "heartbeat"
+    write_heartbeat(fresh, connected=True)
+    pg_port, redis_port = closed_port(), closed_port()
+    result = await cli(
+        "health",
+        env={
+            "HEALTH_FILE": str(fresh),
+            "DATABASE_URL": f"postgresql://bot:hunter2pw@127.0.0.1:{pg_port}/bot",
+            "REDIS_URL": f"redis://:hunter2pw@127.0.0.1:{redis_port}/0",
+        },
+    )
+    # The bot keeps serving safely through these outages: reported, not a failed check.
+    assert result.code == 0, result.output
+    _, postgres, redis = result.stdout.splitlines()
+    assert postgres.startswith(
+        f"postgresql: unreachable at postgresql://bot:********@127.0.0.1:{pg_port}/bot ("
+    )
+    assert postgres.endswith("every channel shows sfw only and settings changes are refused")
+    assert redis.startswith(f"redis: unreachable at 127.0.0.1:{redis_port} (")
+    assert redis.endswith("the request budget is on the data folder or paused")
+    assert "hunter2pw" not in result.output
+    assert "Traceback" not in result.output
+
+
+async def test_health_stays_light(cli: Cli) -> None:
+    # Docker runs it every minute: no discord, aiohttp or prometheus_client to import.
+    fresh = cli.tmp_path / "heartbeat"
+    write_heartbeat(fresh, connected=True)
+    code = (
+        "import sys; from bot.__main__ import main; "
+        f"code = main(['--env-file', {str(cli.env_file)!r}, 'health']); "
+        "print(sorted(m for m in ('discord', 'aiohttp', 'prometheus_client') if m in sys.modules))"
+        "; sys.exit(code)"
+    )
+    result = await cli.python(code, env={"HEALTH_FILE": str(fresh)})
+    assert result.code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "[]"
 
 
 async def test_preview_names_every_artist_the_api_gives_only_by_id(

@@ -61,6 +61,8 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.redis_url is None
     assert settings.redis_key_prefix == "nekos:"
     assert settings.source_address is None
+    assert settings.metrics_port is None  # metrics are off unless asked for
+    assert settings.metrics_host == "127.0.0.1"
 
 
 def test_missing_discord_token_only_fails_when_required() -> None:
@@ -132,6 +134,13 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("REDIS_KEY_PREFIX", "bot-a:", "redis_key_prefix", "bot-a:"),
     ("NEKOS_API_SOURCE_ADDRESS", " 192.0.2.10 ", "source_address", "192.0.2.10"),
     ("NEKOS_API_SOURCE_ADDRESS", "2001:DB8::1", "source_address", "2001:db8::1"),
+    ("METRICS_PORT", "9100", "metrics_port", 9100),
+    ("METRICS_PORT", "65535", "metrics_port", 65535),
+    ("METRICS_PORT", "0", "metrics_port", None),
+    ("METRICS_PORT", "", "metrics_port", None),
+    ("METRICS_HOST", "0.0.0.0", "metrics_host", "0.0.0.0"),
+    ("METRICS_HOST", "::", "metrics_host", "::"),
+    ("METRICS_HOST", "metrics.internal", "metrics_host", "metrics.internal"),
 ]  # fmt: skip
 
 
@@ -213,6 +222,11 @@ INVALID: list[tuple[str, str]] = [
     ("REDIS_URL", "http://cache:6379"),
     ("NEKOS_API_SOURCE_ADDRESS", "eth0"),
     ("NEKOS_API_SOURCE_ADDRESS", "192.0.2.300"),
+    ("METRICS_PORT", "65536"),
+    ("METRICS_PORT", "-1"),
+    ("METRICS_PORT", "http"),
+    ("METRICS_HOST", "0.0.0.0:9100"),
+    ("METRICS_HOST", "http://localhost"),
 ]
 
 

@@ -31,8 +31,10 @@ from bot.nekos import (
     NekosError,
     NotFound,
     Pacer,
+    Priority,
     RateLimited,
     RawPattern,
+    RequestObserver,
     ResponseParseError,
     RetryPolicy,
     ServerError,
@@ -113,6 +115,7 @@ def make_client(
     retry: RetryPolicy = FAST_RETRY,
     max_strikes: int = 3,
     session: aiohttp.ClientSession | None = None,
+    observer: RequestObserver | None = None,
 ) -> NekosClient:
     pacer = Pacer(
         interval=1.0,
@@ -131,6 +134,7 @@ def make_client(
         clock=clock,
         sleep=clock.sleep,
         wall_clock=clock.wall,
+        observer=observer,
     )
 
 
@@ -973,15 +977,18 @@ def test_default_base_url_is_the_documented_one() -> None:
     assert NekosClient().base_url == DEFAULT_BASE_URL
 
 
-def test_adapter_does_not_import_discord() -> None:
+def test_adapter_does_not_import_discord_or_the_metrics() -> None:
     import subprocess
     import sys
 
-    code = "import sys, bot.nekos; print('discord' in sys.modules)"
+    code = (
+        "import sys, bot.nekos; "
+        "print([m for m in ('discord', 'prometheus_client') if m in sys.modules])"
+    )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------- shared pacing
@@ -1136,3 +1143,50 @@ async def test_download_checks_its_arguments(
     with pytest.raises(InvalidParameter):
         await client.download(url, max_bytes=max_bytes)
     assert request_count(mocked) == 0
+
+
+# ---------------------------------------------------------------------------- the observer
+
+
+class Observed:
+    """A RequestObserver that writes down what it is told."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[Priority, float]] = []
+        self.calls: list[tuple[str, str]] = []
+
+    def pacer_wait(self, priority: Priority, seconds: float) -> None:
+        self.waits.append((priority, seconds))
+
+    def upstream_call(self, endpoint: str, status: str, seconds: float) -> None:
+        self.calls.append((endpoint, status))
+
+
+async def test_the_observer_is_told_every_send_with_its_status_and_pacer_wait(
+    clock: FakeClock, mocked: aioresponses
+) -> None:
+    observed = Observed()
+    api = make_client(clock, observer=observed)
+    mocked.get(url_re("/stats"), status=429, payload=TOO_MANY, headers={"Retry-After": "2"})
+    mocked.get(url_re("/stats"), payload=P.REFERENCE_STATS)
+    artist = f"/artist/{P.ARTIST_ID}"
+    mocked.get(url_re(artist), exception=TimeoutError())
+    mocked.get(url_re(artist), exception=aiohttp.ClientConnectionError("reset"))
+    mocked.get(url_re(artist), status=404, payload={"code": 404, "message": "No", **ERROR})
+    try:
+        assert (await api.stats()).images == 2890
+        with pytest.raises(NotFound):
+            await api.artist(P.ARTIST_ID, priority=BACKGROUND)
+    finally:
+        await api.close()
+    assert observed.calls == [
+        ("GET /stats", "429"),
+        ("GET /stats", "200"),
+        ("GET /artist/{id}", "timeout"),
+        ("GET /artist/{id}", "connection"),
+        ("GET /artist/{id}", "404"),
+    ]
+    # One wait per send; the retry after the 429 waited out its Retry-After (virtual clock).
+    assert [p for p, _ in observed.waits] == [INTERACTIVE] * 2 + [BACKGROUND] * 3
+    assert observed.waits[0][1] == 0
+    assert observed.waits[1][1] >= 2.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock, MagicMock
 
@@ -11,6 +12,9 @@ import discord
 import pytest
 
 from bot import responding
+from bot.config import settings_from_mapping
+from bot.metrics import open_metrics
+from bot.metrics.prometheus import PrometheusMetrics
 from bot.nekos.errors import Unavailable
 from bot.replies import Reply, notice
 
@@ -150,3 +154,74 @@ async def test_a_retired_view_disables_its_buttons_but_keeps_links() -> None:
     assert buttons["Next"].disabled is True
     assert buttons["Artist page"].disabled is False
     assert calls[1][1]["ephemeral"] is True
+
+
+# ---------------------------------------------------------------------------- measured
+
+
+def measured(interaction: Any, *, age: float = 0.0) -> tuple[Any, PrometheusMetrics]:
+    """``interaction`` with what measuring reads: its id (creation time), extras, the bot."""
+    metrics = open_metrics(settings_from_mapping({"METRICS_PORT": "9100"}))
+    assert isinstance(metrics, PrometheusMetrics)
+    interaction.id = discord.utils.time_snowflake(
+        discord.utils.utcnow() - dt.timedelta(seconds=age)
+    )
+    interaction.extras = {}
+    interaction.client.metrics = metrics
+    interaction.command = SimpleNamespace(qualified_name="neko image")
+    return interaction, metrics
+
+
+def count(metrics: PrometheusMetrics, outcome: str) -> float:
+    labels = {"command": "image", "outcome": outcome}
+    return sum(
+        s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == "nekos_bot_commands_total"
+        and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_each_answer_is_counted_once_with_its_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(responding, "DEFER_AFTER", 0.01)
+    interaction, metrics = measured(make_interaction()[0])
+
+    async def work() -> Reply:
+        await asyncio.sleep(0.05)
+        raise Unavailable("timed out")
+
+    await responding.respond(interaction, work)
+    # A second answer to the same interaction (e.g. the error handler's) is not counted again.
+    await responding.send_reply(interaction, notice("again"))
+    assert count(metrics, "api_error") == 1
+    assert count(metrics, "input_error") == 0
+    histogram = {
+        s.name: s.value
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name.startswith("nekos_bot_command_ack_seconds_count")
+    }
+    assert histogram == {"nekos_bot_command_ack_seconds_count": 1}
+
+
+async def test_an_answer_discord_refused_is_counted_undelivered() -> None:
+    interaction, metrics = measured(make_interaction()[0])
+    response = MagicMock()
+    response.is_done.return_value = False
+    response.send_message = AsyncMock(
+        side_effect=discord.NotFound(MagicMock(status=404), "Unknown interaction")
+    )
+    interaction.response = response
+    with pytest.raises(discord.NotFound):
+        await responding.send_reply(interaction, Reply(content="late"))
+    assert count(metrics, "undelivered") == 1
+    assert count(metrics, "served") == 0
+
+
+async def test_a_reply_after_the_token_window_is_counted_undelivered() -> None:
+    interaction, metrics = measured(make_interaction(age=16 * 60)[0], age=16 * 60)
+    await responding.send_reply(interaction, Reply(content="too late"))
+    assert count(metrics, "undelivered") == 1

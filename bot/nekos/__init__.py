@@ -46,7 +46,7 @@ from .models import (
 )
 from .pacing import BACKGROUND, INTERACTIVE, Pacer, PacerState, Priority, RequestPacer
 from .search import RawPattern, escape_similar_to, search_pattern
-from .transport import ClientHealth, RetryPolicy, Route
+from .transport import ClientHealth, RequestObserver, RetryPolicy, Route
 from .v4 import DEFAULT_V4_BASE_URL, NekosV4Client
 from .versions import NekosApi, make_client
 
@@ -87,6 +87,7 @@ __all__ = [
     "RateLimited",
     "Rating",
     "RawPattern",
+    "RequestObserver",
     "RequestPacer",
     "ResponseParseError",
     "RetryPolicy",

@@ -59,6 +59,7 @@ __all__ = [
     "ClientOptions",
     "ErrorMapper",
     "PacedClient",
+    "RequestObserver",
     "RetryPolicy",
     "Route",
     "check_limit",
@@ -170,6 +171,22 @@ class ClientHealth:
     blocked_until: dt.datetime | None
     last_error: str | None
     last_error_at: dt.datetime | None
+
+
+class RequestObserver(Protocol):
+    """Told of every API request's wait and outcome (the bot's metrics; nothing by default).
+
+    Called on the request path, so an observer must be quick and must not raise.
+    """
+
+    def pacer_wait(self, priority: Priority, seconds: float) -> None:
+        """A request waited ``seconds`` at the pacer for its turn to start."""
+        ...
+
+    def upstream_call(self, endpoint: str, status: str, seconds: float) -> None:
+        """One request was sent: ``status`` is the HTTP status ("200", "429"), or "timeout" or
+        "connection" when no answer came; ``seconds`` from sending to the answer."""
+        ...
 
 
 class ErrorMapper(Protocol):
@@ -322,6 +339,7 @@ class ClientOptions(TypedDict, total=False):
     clock: Clock
     sleep: Sleep | None
     wall_clock: WallClock
+    observer: RequestObserver | None
 
 
 class PacedClient:
@@ -336,6 +354,8 @@ class PacedClient:
     request whose connection dropped (it would bypass the pacer); per-request middlewares
     replace a borrowed session's own, so those do not run on API requests (downloads keep
     them). A stale kept-alive connection then costs one paced retry instead of none.
+
+    ``observer`` is told of each request's pacer wait and outcome (see :class:`RequestObserver`).
     """
 
     def __init__(
@@ -353,6 +373,7 @@ class PacedClient:
         clock: Clock = time.monotonic,
         sleep: Sleep | None = None,
         wall_clock: WallClock = utcnow,
+        observer: RequestObserver | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -372,6 +393,7 @@ class PacedClient:
         self._clock = clock
         self._sleep: Sleep = sleep or asyncio.sleep
         self._wall_clock = wall_clock
+        self._observer = observer
         self._started = False
         self._requests_sent = 0
         self._rate_limited = 0
@@ -464,11 +486,16 @@ class PacedClient:
         first_try = self._clock()
         failures = 0
         rate_limit_retries = 0
+        observer = self._observer
         while True:
+            queued = self._clock()
             try:
                 await self._pacer.acquire(priority, endpoint=route.endpoint)
             except Blocked as exc:
                 raise self._failed(exc) from None
+            sent = self._clock()
+            if observer is not None:
+                observer.pacer_wait(priority, sent - queued)
             self._requests_sent += 1
             try:
                 async with session.request(
@@ -483,11 +510,16 @@ class PacedClient:
                     body = await response.read()
                     response_headers = response.headers
             except (TimeoutError, aiohttp.ClientError) as exc:
+                if observer is not None:
+                    outcome = "timeout" if isinstance(exc, TimeoutError) else "connection"
+                    observer.upstream_call(route.endpoint, outcome, self._clock() - sent)
                 unavailable = Unavailable(self._describe(exc), endpoint=route.endpoint)
                 failures += 1
                 if await self._backoff(failures, first_try, unavailable):
                     continue
                 raise self._failed(unavailable) from None
+            if observer is not None:
+                observer.upstream_call(route.endpoint, str(status), self._clock() - sent)
             await self._pacer.observe_headers(response_headers)
             if 200 <= status < 300:
                 return self._decode(body, route)

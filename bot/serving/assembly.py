@@ -13,7 +13,7 @@ import aiohttp
 from bot.budget import RequestBudget
 from bot.config import Settings
 from bot.gating import DEFAULT_POLICY, YOUTH_TAGS, ContentPolicy
-from bot.nekos import NekosApi, NekosClient, NekosV4Client, Pacer, make_client
+from bot.nekos import NekosApi, NekosClient, NekosV4Client, Pacer, RequestObserver, make_client
 from bot.nekos.errors import NotFound
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
 from bot.nekos.pacing import Priority
@@ -30,11 +30,13 @@ def make_api(
     *,
     session: aiohttp.ClientSession | None = None,
     budget: RequestBudget | None = None,
+    observer: RequestObserver | None = None,
 ) -> NekosApi:
     """The client for the configured API version, paced at ``NEKOS_API_RATE``.
 
     With ``budget`` its pacer shares that request budget with the project's other processes
-    (``bot.budget.open_budget``); without, it paces this process alone.
+    (``bot.budget.open_budget``); without, it paces this process alone. ``observer`` (the
+    bot's metrics) is told of every request's pacer wait and outcome.
     """
     token = settings.nekos_api_token.reveal() if settings.nekos_api_token else None
     interval = settings.nekos_api_interval
@@ -45,6 +47,7 @@ def make_api(
         session=session,
         pacer=budget.pacer(interval=interval) if budget else Pacer(interval=interval),
         timeout=settings.api_timeout,
+        observer=observer,
     )
 
 

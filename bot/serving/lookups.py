@@ -28,7 +28,7 @@ from bot.nekos.search import RawPattern
 from .caching import Clock, Coalescer, TTLCache
 from .protocols import LookupSource, WaitEstimator
 
-__all__ = ["CachedLookups", "LookupMetrics", "LookupSettings"]
+__all__ = ["CachedLookups", "KindCounts", "LookupMetrics", "LookupSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,15 @@ class LookupSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KindCounts:
+    """One kind of lookup's cache answers since start-up (a remembered 404 is a hit)."""
+
+    kind: str
+    hits: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
 class LookupMetrics:
     """Counters since start-up."""
 
@@ -86,6 +95,8 @@ class LookupMetrics:
     """Member lookups answered "busy" instead of queueing (see ``LookupSettings.shed_after``)."""
     listed: int = 0
     """Character and artist lookups answered from the full lists, at no upstream cost."""
+    kinds: tuple[KindCounts, ...] = ()
+    """``hits`` and ``misses`` per kind of lookup (image, artist, stats, …)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +112,6 @@ class _Absent:
 
 @dataclass(slots=True)
 class _Counters:
-    hits: int = 0
-    misses: int = 0
     upstream_calls: int = 0
     not_found: int = 0
     shed: int = 0
@@ -114,6 +123,7 @@ class _CachedKind(Generic[K, V]):
 
     def __init__(
         self,
+        kind: str,
         settings: LookupSettings,
         ttl: float,
         clock: Clock,
@@ -121,6 +131,9 @@ class _CachedKind(Generic[K, V]):
         load: Callable[[K, Any], Awaitable[V]],
         lifetime: Callable[[V], float] | None = None,
     ) -> None:
+        self.kind = kind
+        self.hits = 0
+        self.misses = 0
         self._settings = settings
         self._cache: TTLCache[K, V | _Absent] = TTLCache(settings.max_entries, ttl, clock=clock)
         self.coalescer: Coalescer[tuple[K, bool], V] = Coalescer()
@@ -140,12 +153,12 @@ class _CachedKind(Generic[K, V]):
     async def get(self, key: K, priority: Any, *, background: bool) -> V:
         cached = self._cache.get(key)
         if isinstance(cached, _Absent):
-            self._counters.hits += 1
+            self.hits += 1
             raise cached.error()
         if cached is not None:
-            self._counters.hits += 1
+            self.hits += 1
             return cached
-        self._counters.misses += 1
+        self.misses += 1
         # A background caller rides along with an interactive call, never the other way round.
         flight = (
             (key, True)
@@ -198,12 +211,19 @@ class CachedLookups:
         self._counters = _Counters()
         c = self._counters
         self._images: _CachedKind[str, Image] = _CachedKind(
-            s, s.image_ttl, clock, c, self._admitted(self._load_image), self._image_lifetime
+            "image",
+            s,
+            s.image_ttl,
+            clock,
+            c,
+            self._admitted(self._load_image),
+            self._image_lifetime,
         )
         self._artists: _CachedKind[str, Artist] = _CachedKind(
-            s, s.artist_ttl, clock, c, self._admitted(self._load_artist)
+            "artist", s, s.artist_ttl, clock, c, self._admitted(self._load_artist)
         )
         self._artist_pages: _CachedKind[tuple[str, int, int], Page[Image]] = _CachedKind(
+            "artist_images",
             s,
             s.artist_images_ttl,
             clock,
@@ -212,25 +232,25 @@ class CachedLookups:
             self._page_lifetime,
         )
         self._characters: _CachedKind[str, Character] = _CachedKind(
-            s, s.character_ttl, clock, c, self._admitted(self._load_character)
+            "character", s, s.character_ttl, clock, c, self._admitted(self._load_character)
         )
         self._category_list: _CachedKind[str, tuple[Category, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._admitted(self._load_category_list)
+            "category_list", s, s.list_ttl, clock, c, self._admitted(self._load_category_list)
         )
         self._artist_list: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._admitted(self._load_artist_list)
+            "artist_list", s, s.list_ttl, clock, c, self._admitted(self._load_artist_list)
         )
         self._character_list: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
-            s, s.list_ttl, clock, c, self._admitted(self._load_character_list)
+            "character_list", s, s.list_ttl, clock, c, self._admitted(self._load_character_list)
         )
         self._stats: _CachedKind[str, Stats] = _CachedKind(
-            s, s.stats_ttl, clock, c, self._admitted(self._load_stats)
+            "stats", s, s.stats_ttl, clock, c, self._admitted(self._load_stats)
         )
         self._artist_searches: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
-            s, s.search_ttl, clock, c, self._admitted(self._search_artists)
+            "artist_search", s, s.search_ttl, clock, c, self._admitted(self._search_artists)
         )
         self._character_searches: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
-            s, s.search_ttl, clock, c, self._admitted(self._search_characters)
+            "character_search", s, s.search_ttl, clock, c, self._admitted(self._search_characters)
         )
         self._kinds: tuple[_CachedKind[Any, Any], ...] = (
             self._images,
@@ -331,13 +351,14 @@ class CachedLookups:
         """Counters since start-up."""
         c = self._counters
         return LookupMetrics(
-            hits=c.hits,
-            misses=c.misses,
+            hits=sum(kind.hits for kind in self._kinds),
+            misses=sum(kind.misses for kind in self._kinds),
             coalesced=sum(kind.coalescer.joins for kind in self._kinds),
             upstream_calls=c.upstream_calls,
             not_found=c.not_found,
             shed=c.shed,
             listed=c.listed,
+            kinds=tuple(KindCounts(k.kind, k.hits, k.misses) for k in self._kinds),
         )
 
     def clear(self) -> None:
