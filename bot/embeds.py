@@ -463,8 +463,9 @@ def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
     ``details`` adds the API's last error message (escaped): for server managers only.
     """
     embed = discord.Embed(title="About this bot", colour=BRAND_COLOUR)
-    _add_field(embed, "Version", plain_text(info.bot_version, 100) or "unknown")
-    _add_field(embed, "API version", plain_text(info.api_version, 100) or "unknown")
+    # Field values render markdown: the API's version string is escaped like any API text.
+    _add_field(embed, "Version", safe_text(info.bot_version, 100) or "unknown")
+    _add_field(embed, "API version", safe_text(info.api_version, 100) or "unknown")
     _add_field(embed, "Uptime", format_duration(info.uptime_seconds))
     _add_field(embed, "Servers", _count(info.guild_count))
     queue = plural(info.queue_length, "request")

@@ -680,3 +680,10 @@ def test_attachment_names_carry_nothing_the_api_sent(image_id: str) -> None:
 def test_attachment_name_of_a_uuid_is_the_uuid() -> None:
     image_id = "0b8c5a1e-1234-4abc-9def-000000000001"
     assert attachment_name(image_id, "jpg") == f"{image_id}.jpg"
+
+
+def test_about_embed_escapes_the_apis_version_string() -> None:
+    info = AboutInfo("0.1.0", "**v1** <@123> [x](https://evil.example)", 60, 1, 0, 0, None, 5, 0)
+    version = {f.name: f.value for f in about_embed(info).fields}["API version"] or ""
+    assert shown(version) == "**v1** <@123> [x](https://evil.example)"
+    assert mentions(version) == links(version) == markdown_left(version) == []
