@@ -2,9 +2,9 @@
 
 Full: burst three times (median lines at the end), sustained 60 s, mixed 300 s, cpu, the
 metrics' overhead; then the same through the Discord emulator with the real ``python -m bot``
-(discord_burst three times, discord_sustained 60 s, discord_mixed 300 s), and eight CLI
-processes sharing one request budget
-(shared_budget); about 47 minutes of real time, mostly the naive baselines waiting on the
+(discord_burst three times, discord_sustained 60 s, discord_mixed 300 s), eight CLI processes
+sharing one request budget (shared_budget), and four bot processes of one shard each beside eight
+CLI ones (multiprocess); about 50 minutes of real time, mostly the naive baselines waiting on the
 upstream's 1 request per second.
 
     .venv/bin/python -m bench.all [--quick] [--list]
@@ -27,6 +27,7 @@ PLAN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bench.discord_sustained", ("--seconds", "60")),
     ("bench.discord_mixed", ("--seconds", "300")),
     ("bench.shared_budget", ()),
+    ("bench.multiprocess", ()),
 )
 """Each benchmark module and its arguments for a full run."""
 

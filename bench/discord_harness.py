@@ -176,12 +176,18 @@ class Seat:
     channel: ChannelRecord
 
 
-def build_world(emu: DiscordEmulator, guilds: int, members_per_guild: int) -> list[list[Seat]]:
-    """``guilds`` guilds, one text channel each, ``members_per_guild`` members in each."""
+def build_world(
+    emu: DiscordEmulator, guilds: int, members_per_guild: int, *, shards: int = 1
+) -> list[list[Seat]]:
+    """``guilds`` guilds, one text channel each, ``members_per_guild`` members in each.
+
+    With ``shards``, guild ``n`` lands on shard ``n % shards`` (spread evenly over them).
+    """
     seats = []
     for number in range(guilds):
         owner = emu.add_user(f"owner{number}")
-        guild = emu.add_guild(f"Guild {number}", owner)
+        shard = (number % shards, shards) if shards > 1 else None
+        guild = emu.add_guild(f"Guild {number}", owner, shard=shard)
         channel = emu.add_channel(guild, ChannelType.GUILD_TEXT, "general")
         row = []
         for index in range(members_per_guild):

@@ -154,14 +154,25 @@ async def costs(count: int, tmp: Path, redis_url: str | None) -> None:
         await delete_prefix(redis_url, prefix)
 
 
-async def run(args: argparse.Namespace) -> None:
-    processes = 3 if args.quick else args.processes
-    reservations = 100 if args.quick else args.reservations
-    redis_url: str | None = args.redis_url
+def add_variant_options(parser: argparse.ArgumentParser, variants: Sequence[str]) -> None:
+    """``--variants`` (comma-separated), ``--redis-url`` ('' to skip Redis) and ``--verbose``."""
+    parser.add_argument("--variants", default=",".join(variants), help="comma-separated")
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="'' to skip Redis")
+    parser.add_argument("--verbose", action="store_true")
+
+
+async def usable_variants(variants: str, redis_url: str | None) -> tuple[list[str], str | None]:
+    """The comma-separated ``variants`` to run, without ``redis`` when Redis does not answer."""
     if redis_url is not None and not await answers(redis_url):
         print(f"# Redis not reachable at {redis_url}: the Redis figures are skipped", flush=True)
         redis_url = None
-    variants = [v for v in args.variants.split(",") if v and (v != "redis" or redis_url)]
+    return [v for v in variants.split(",") if v and (v != "redis" or redis_url)], redis_url
+
+
+async def run(args: argparse.Namespace) -> None:
+    processes = 3 if args.quick else args.processes
+    reservations = 100 if args.quick else args.reservations
+    variants, redis_url = await usable_variants(args.variants, args.redis_url)
     print(
         f"# shared_budget: {processes} x `python -m bot {' '.join(PREVIEW_RANDOM)}` started "
         f"together on one IP; fake API at the live rules (1 request/s per IP, block after 10 "
@@ -180,13 +191,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.shared_budget", description=__doc__)
     parser.add_argument("--processes", type=int, default=8)
     parser.add_argument("--reservations", type=int, default=1000)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
-    parser.add_argument("--redis-url", default=DEFAULT_REDIS, help="'' to skip Redis")
     parser.add_argument("--quick", action="store_true", help="3 processes, 100 calls")
-    parser.add_argument("--verbose", action="store_true")
+    add_variant_options(parser, VARIANTS)
     args = parser.parse_args(argv)
-    if not args.redis_url:
-        args.redis_url = None
+    args.redis_url = args.redis_url or None
     configure_logging(args.verbose)
     asyncio.run(run(args))
 

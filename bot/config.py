@@ -29,6 +29,8 @@ __all__ = [
     "Settings",
     "api_version_for",
     "load_settings",
+    "parse_shard_ids",
+    "shard_label",
 ]
 
 DEFAULT_NEKOS_API_BASE_URL = "https://api.nekosapi.com/v4"
@@ -58,6 +60,8 @@ SETTING_NAMES = (
     "NEKOS_API_SOURCE_ADDRESS",
     "METRICS_PORT",
     "METRICS_HOST",
+    "SHARD_COUNT",
+    "SHARD_IDS",
 )
 """Every variable the bot reads (tools that start it use this to keep their own out)."""
 
@@ -139,6 +143,15 @@ class Settings:
     """Port of the Prometheus endpoint (``/metrics``); ``None``: metrics are off."""
     metrics_host: str = "127.0.0.1"
     """Address the Prometheus endpoint listens on (``0.0.0.0`` in a container)."""
+    shard_count: int | None = None
+    """Shards of the whole bot (the same on every process); ``None``: Discord's recommendation."""
+    shard_ids: tuple[int, ...] | None = None
+    """The shards this process runs, ascending; ``None``: every shard."""
+
+    @property
+    def runs_every_shard(self) -> bool:
+        """Whether this process runs every shard (so sees every guild and DM)."""
+        return self.shard_ids is None or len(self.shard_ids) == self.shard_count
 
     @property
     def nekos_api_interval(self) -> float:
@@ -217,6 +230,38 @@ def _listen_host(name: str, value: str) -> str:
     if not _HOSTNAME_RE.match(value):
         raise ConfigError(f"{name} must be an IP address or a host name, e.g. 0.0.0.0")
     return value
+
+
+def parse_shard_ids(text: str, shard_count: int) -> tuple[int, ...]:
+    """``0-3``, ``0,2`` or ``0-1,5`` → the shard numbers, ascending; each below ``shard_count``."""
+    ids: set[int] = set()
+    for part in text.split(","):
+        bounds = [bound.strip() for bound in part.split("-")]
+        if len(bounds) > 2 or not all(b.isascii() and b.isdigit() for b in bounds):
+            raise ConfigError(
+                f"SHARD_IDS must list shard numbers and ranges like 0-3 or 0,2, got {text!r}"
+            )
+        first, last = int(bounds[0]), int(bounds[-1])
+        if first > last:
+            raise ConfigError(f"SHARD_IDS: the range {part.strip()} runs backwards")
+        if last >= shard_count:
+            raise ConfigError(
+                f"SHARD_IDS: shard {last} does not exist with SHARD_COUNT={shard_count} "
+                f"(shards are numbered 0 to {shard_count - 1})"
+            )
+        ids.update(range(first, last + 1))
+    return tuple(sorted(ids))
+
+
+def shard_label(shard_ids: tuple[int, ...]) -> str:
+    """Shard numbers written as ranges, e.g. ``(0, 1, 2, 5)`` → ``0-2,5``."""
+    runs: list[list[int]] = []
+    for shard in shard_ids:
+        if runs and shard == runs[-1][1] + 1:
+            runs[-1][1] = shard
+        else:
+            runs.append([shard, shard])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
@@ -319,6 +364,18 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         kwargs["metrics_port"] = port or None
     if (value := get("METRICS_HOST")) is not None:
         kwargs["metrics_host"] = _listen_host("METRICS_HOST", value)
+    if (value := get("SHARD_COUNT")) is not None:
+        kwargs["shard_count"] = _integer("SHARD_COUNT", value, minimum=1)
+    if (value := get("SHARD_IDS")) is not None:
+        count = kwargs.get("shard_count")
+        if not isinstance(count, int):
+            raise ConfigError(
+                "SHARD_IDS needs SHARD_COUNT: the total number of shards, the same on every process"
+            )
+        shard_ids = kwargs["shard_ids"] = parse_shard_ids(value, count)
+        # Processes on one host must not share a heartbeat: each reports its own shards.
+        label = shard_label(shard_ids).replace(",", "_")
+        kwargs["health_file"] = Path(f"data/heartbeat-shards-{label}")
     if "HEALTH_FILE" in env:
         value = get("HEALTH_FILE")
         kwargs["health_file"] = Path(value) if value else None

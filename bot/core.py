@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+from typing import Any
 
 import aiohttp
 import discord
@@ -15,7 +17,8 @@ from . import __version__
 from .budget import RequestBudget, describe_budget, open_budget
 from .catalog import Catalog, CatalogSource
 from .channels import context_from_interaction
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, shard_label
+from .departures import Departures
 from .embeds import ALLOWED_MENTIONS, AboutInfo
 from .gating import GuildSettings, RefusalCounter, allowed_max
 from .health import HEARTBEAT_INTERVAL, write_heartbeat
@@ -27,6 +30,7 @@ from .replies import Replies
 from .responding import measure_command
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
+from .sharding import IdentifyGate, identify_ledgers, owned_by
 from .store import SettingsStore, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
@@ -38,6 +42,8 @@ log = logging.getLogger(__name__)
 EXTENSIONS = ("cogs.neko", "cogs.config")
 HEARTBEAT_RETRY = 5.0
 """Seconds between connection checks while not connected (the heartbeat file is absent)."""
+GUILD_TOTAL_TTL = 600.0
+"""Seconds ``/neko about`` reuses the bot's total server count (read from Discord)."""
 
 
 def point_at_discord(base_url: str | None) -> None:
@@ -58,6 +64,7 @@ class NekosBot(commands.AutoShardedBot):
     replies: Replies
     cooldown: Cooldown
     button_handler: ButtonHandler | None
+    departures: Departures
 
     def __init__(self, settings: Settings, *, background: bool = True) -> None:
         # The bot never joins voice: discord.py's start-up warnings about voice libraries are
@@ -67,6 +74,10 @@ class NekosBot(commands.AutoShardedBot):
                 setattr(discord.VoiceClient, flag, False)
         intents = discord.Intents.none()
         intents.guilds = True  # channels, threads and their age-restricted flags; not privileged
+        # Unset: Discord recommends the count and this process runs every shard.
+        shards: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            shards["shard_ids"] = list(settings.shard_ids)
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=intents,
@@ -75,6 +86,7 @@ class NekosBot(commands.AutoShardedBot):
             max_messages=None,
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
+            **shards,
         )
         point_at_discord(settings.discord_api_base_url)
         self.settings = settings
@@ -94,6 +106,8 @@ class NekosBot(commands.AutoShardedBot):
         """The request budget shared with the other processes (set in ``setup_hook``)."""
         self.metrics: Metrics = NULL_METRICS
         """The operators' metrics (``METRICS_PORT``); measures nothing until ``setup_hook``."""
+        self._identify_gate: IdentifyGate | None = None
+        self._guild_total: tuple[float, int] | None = None
 
     # ------------------------------------------------------------------ start-up
 
@@ -120,6 +134,7 @@ class NekosBot(commands.AutoShardedBot):
 
         self.store = open_store(settings.database_url)
         await self.store.open()
+        self.departures = Departures(self.store, is_member=lambda g: self.get_guild(g) is not None)
 
         self.policy = content_policy(settings)
         self.lookups = make_lookups(self.nekos)
@@ -165,7 +180,10 @@ class NekosBot(commands.AutoShardedBot):
 
         if self.background:
             await self.metrics.start(self)
-            await self.sync_commands()
+            if settings.shard_ids is None or 0 in settings.shard_ids:
+                await self.sync_commands()
+            else:  # one process syncs, so processes starting together never race to
+                log.info("Command sync is left to the process running shard 0")
             self.catalog.start()
             self.pool.start()
             if self.catalog.uses_tags:
@@ -203,6 +221,26 @@ class NekosBot(commands.AutoShardedBot):
         return await sync_if_changed(
             self.tree, state, application_id=self.application_id, guild_id=guild_id, force=force
         )
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Space IDENTIFYs across every process of the bot (see :mod:`bot.sharding`)."""
+        if self.settings.shard_count is None:  # one process: discord.py's own spacing
+            await super().before_identify_hook(shard_id, initial=initial)
+            return
+        if self._identify_gate is None:
+            owner = self.budget.owner if self.budget is not None else f"pid {os.getpid()}"
+
+            async def concurrency() -> int:
+                return (await self.fetch_session_start_limits()).max_concurrency
+
+            self._identify_gate = IdentifyGate(
+                identify_ledgers(self.settings),
+                owner=owner,
+                application_id=self.application_id,
+                max_concurrency=concurrency,
+            )
+        if not await self._identify_gate.wait(shard_id or 0):
+            await super().before_identify_hook(shard_id, initial=initial)
 
     async def _beat(self) -> None:
         path = self.settings.health_file
@@ -285,14 +323,30 @@ class NekosBot(commands.AutoShardedBot):
                 log.info("Could not read the API version: %s", exc)
         return self.api_version
 
+    async def guild_total(self) -> int | None:
+        """Servers the whole bot is in, every process together (Discord's approximate count)."""
+        now = time.monotonic()
+        if self._guild_total is None or now - self._guild_total[0] > GUILD_TOTAL_TTL:
+            try:
+                info = await asyncio.wait_for(self.application_info(), 1.5)
+            except (TimeoutError, discord.HTTPException) as exc:
+                log.info("Could not read the total server count: %s", exc)
+            else:
+                self._guild_total = (now, info.approximate_guild_count)
+        return self._guild_total[1] if self._guild_total is not None else None
+
     async def about_info(self) -> AboutInfo:
         health = self.nekos.health
         pool = self.pool.metrics()
+        shards = self.settings.shard_ids
+        partial = shards is not None and not self.settings.runs_every_shard
         return AboutInfo(
             bot_version=__version__,
             api_version=await self.fetch_api_version(),
             uptime_seconds=time.monotonic() - self.started_at,
             guild_count=len(self.guilds),
+            guild_total=await self.guild_total() if partial else None,
+            shards=f"{shard_label(shards)} of {self.shard_count}" if partial and shards else None,
             queue_length=health.queue_length,
             estimated_wait=health.estimated_wait,
             last_error=health.last_error,
@@ -311,6 +365,9 @@ class NekosBot(commands.AutoShardedBot):
 
     async def on_ready(self) -> None:
         log.info("Connected as %s to %d servers", self.user, len(self.guilds))
+        # Every shard of this process is ready: its guilds are all cached, the others not ours.
+        count = self.shard_count or 1
+        self.departures.sweep(owned_by(self.shard_ids or range(count), count))
 
     async def on_app_command_completion(
         self, interaction: discord.Interaction, command: object
@@ -320,12 +377,11 @@ class NekosBot(commands.AutoShardedBot):
         measure_command(interaction, "served")
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
-        # Privacy: a server that removed the bot keeps nothing here.
-        await self.store.forget_guild(guild.id)
-        log.info("Left guild %s; its settings were deleted", guild.id)
+        # Privacy: a server that removed the bot keeps nothing here (retried if the store fails).
+        self.departures.guild_removed(guild.id)
 
     async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
-        await self.store.forget_channel(channel.guild.id, channel.id)
+        self.departures.channel_deleted(channel.guild.id, channel.id)
 
     # ------------------------------------------------------------------ shutdown
 
@@ -349,5 +405,9 @@ class NekosBot(commands.AutoShardedBot):
             await self._http_session.close()
         if self.budget is not None:
             await self.budget.close()
+        if self._identify_gate is not None:
+            await self._identify_gate.close()
+        if hasattr(self, "departures"):
+            await self.departures.close()
         if hasattr(self, "store"):
             await self.store.close()

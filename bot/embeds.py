@@ -441,6 +441,10 @@ class AboutInfo:
     """The time of this report (for "recently"); defaults to the current time."""
     request_budget: str | None = None
     """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
+    shards: str | None = None
+    """The shards this process runs when it runs only some, e.g. "0-1 of 4"."""
+    guild_total: int | None = None
+    """Servers of every process together (approximate), when this process runs only some."""
 
 
 RECENT_ERROR = dt.timedelta(minutes=5)
@@ -467,7 +471,12 @@ def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
     _add_field(embed, "Version", safe_text(info.bot_version, 100) or "unknown")
     _add_field(embed, "API version", safe_text(info.api_version, 100) or "unknown")
     _add_field(embed, "Uptime", format_duration(info.uptime_seconds))
-    _add_field(embed, "Servers", _count(info.guild_count))
+    servers = _count(info.guild_count)
+    if info.shards is not None:
+        servers += f" on this process's shards ({info.shards})"
+        if info.guild_total is not None:
+            servers += f", about {_count(info.guild_total)} in all"
+    _add_field(embed, "Servers", servers)
     queue = plural(info.queue_length, "request")
     if info.estimated_wait is not None and info.queue_length > 0:
         queue += f", about {format_duration(info.estimated_wait)} wait"

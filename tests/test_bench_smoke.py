@@ -83,6 +83,7 @@ def test_run_all_plans_every_benchmark_with_existing_entry_points() -> None:
         "bench.discord_sustained",
         "bench.discord_mixed",
         "bench.shared_budget",
+        "bench.multiprocess",
     ]
     for module_name, argv in run_all.plan(quick=True):
         assert argv == ["--quick"]

@@ -63,6 +63,8 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.source_address is None
     assert settings.metrics_port is None  # metrics are off unless asked for
     assert settings.metrics_host == "127.0.0.1"
+    assert settings.shard_count is None
+    assert settings.shard_ids is None
 
 
 def test_missing_discord_token_only_fails_when_required() -> None:
@@ -141,6 +143,7 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("METRICS_HOST", "0.0.0.0", "metrics_host", "0.0.0.0"),
     ("METRICS_HOST", "::", "metrics_host", "::"),
     ("METRICS_HOST", "metrics.internal", "metrics_host", "metrics.internal"),
+    ("SHARD_COUNT", "4", "shard_count", 4),
 ]  # fmt: skip
 
 
@@ -227,6 +230,9 @@ INVALID: list[tuple[str, str]] = [
     ("METRICS_PORT", "http"),
     ("METRICS_HOST", "0.0.0.0:9100"),
     ("METRICS_HOST", "http://localhost"),
+    ("SHARD_COUNT", "0"),
+    ("SHARD_COUNT", "two"),
+    ("SHARD_IDS", "0-1"),  # without SHARD_COUNT
 ]
 
 
@@ -406,3 +412,76 @@ def test_v4_opt_in_refuses_other_words() -> None:
 def test_v4_deny_tags_are_a_lower_cased_comma_list() -> None:
     settings = settings_from_mapping({"NEKOS_V4_DENY_TAGS": " Small, tiny ,, Chibi "})
     assert settings.v4_deny_tags == frozenset({"small", "tiny", "chibi"})
+
+
+# ---------------------------------------------------------------------------------- shards
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0-3", (0, 1, 2, 3)),
+        ("0,2", (0, 2)),
+        ("0-1,5", (0, 1, 5)),
+        (" 5 , 0 - 1 ", (0, 1, 5)),
+        ("3", (3,)),
+        ("1-2,2-3", (1, 2, 3)),
+    ],
+)
+def test_shard_ids_take_numbers_and_ranges(raw: str, expected: tuple[int, ...]) -> None:
+    settings = settings_from_mapping({"SHARD_COUNT": "8", "SHARD_IDS": raw})
+    assert settings.shard_count == 8
+    assert settings.shard_ids == expected
+    assert not settings.runs_every_shard
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("4", "shard 4 does not exist with SHARD_COUNT=4 (shards are numbered 0 to 3)"),
+        ("2-5", "shard 5 does not exist with SHARD_COUNT=4"),
+        ("3-1", "the range 3-1 runs backwards"),
+        ("-1", "must list shard numbers and ranges like 0-3 or 0,2"),
+        ("0,,1", "must list shard numbers and ranges like 0-3 or 0,2"),
+        ("0-1-2", "must list shard numbers and ranges like 0-3 or 0,2"),
+        ("one", "must list shard numbers and ranges like 0-3 or 0,2"),
+        ("٣", "must list shard numbers and ranges like 0-3 or 0,2"),  # an Arabic-Indic 3
+    ],
+)
+def test_bad_shard_ids_are_refused_in_one_line(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping({"SHARD_COUNT": "4", "SHARD_IDS": raw})
+    assert str(info.value).startswith("SHARD_IDS")
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_shard_ids_need_the_shard_count() -> None:
+    with pytest.raises(ConfigError, match="SHARD_IDS needs SHARD_COUNT"):
+        settings_from_mapping({"SHARD_IDS": "0"})
+
+
+def test_shard_count_alone_runs_every_shard_in_this_process() -> None:
+    settings = settings_from_mapping({"SHARD_COUNT": "3"})
+    assert settings.shard_ids is None
+    assert settings.runs_every_shard
+    assert settings.health_file == Path("data/heartbeat")
+
+
+def test_listing_every_shard_runs_every_shard() -> None:
+    assert settings_from_mapping({"SHARD_COUNT": "2", "SHARD_IDS": "0-1"}).runs_every_shard
+
+
+def test_processes_with_different_shards_get_heartbeats_of_their_own() -> None:
+    first = settings_from_mapping({"SHARD_COUNT": "4", "SHARD_IDS": "0-1"})
+    second = settings_from_mapping({"SHARD_COUNT": "4", "SHARD_IDS": "2,3"})
+    third = settings_from_mapping({"SHARD_COUNT": "8", "SHARD_IDS": "0-2,5"})
+    assert first.health_file == Path("data/heartbeat-shards-0-1")
+    assert second.health_file == Path("data/heartbeat-shards-2-3")
+    assert third.health_file == Path("data/heartbeat-shards-0-2_5")
+
+
+def test_an_explicit_health_file_wins_over_the_shards_default() -> None:
+    env = {"SHARD_COUNT": "4", "SHARD_IDS": "0-1"}
+    assert settings_from_mapping({**env, "HEALTH_FILE": "/run/a"}).health_file == Path("/run/a")
+    assert settings_from_mapping({**env, "HEALTH_FILE": ""}).health_file is None

@@ -22,6 +22,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from bot.sharding import shard_of
 from tests.fakes.discord_emulator import (
     ChannelRecord,
     ChannelType,
@@ -916,7 +917,23 @@ async def test_auto_sharded_bot_gets_gateway_from_gateway_bot_and_identifies_wit
         assert (await rec.wait_response()).accepted
     assert emu.identifies[0]["shard"] == [0, 1]
     assert any(c.path == "/gateway/bot" for c in emu.requests)
+    (identified,) = emu.identify_log
+    assert (identified.shard_id, identified.shard_count) == (0, 1)
+    assert rec.dispatched_to == [(0, identified.session_id)]
     emu.assert_no_violations()
+
+
+async def test_gateway_bot_reports_the_configured_identify_concurrency() -> None:
+    async with (
+        DiscordEmulator(shards=4, max_concurrency=2) as emu,
+        aiohttp.ClientSession() as session,
+        session.get(
+            emu.api_base + "/gateway/bot", headers={"Authorization": f"Bot {emu.token}"}
+        ) as response,
+    ):
+        body = await response.json()
+    assert body["shards"] == 4
+    assert body["session_start_limit"]["max_concurrency"] == 2
 
 
 async def test_select_menu_pick_is_dispatched_and_validated(
@@ -1168,3 +1185,16 @@ def test_autocomplete_problems_check_choice_names_and_values() -> None:
 def test_admin_permission_bit_is_the_discord_value() -> None:
     assert discord.Permissions(administrator=True).value == ADMINISTRATOR
     assert discord.Permissions(manage_guild=True).value == MANAGE_GUILD
+
+
+async def test_a_guild_can_be_placed_on_a_chosen_shard() -> None:
+    async with DiscordEmulator() as emu:
+        guilds = [
+            (shard, emu.add_guild(f"g{shard}-{n}", shard=(shard, 4)))
+            for n in range(3)
+            for shard in (3, 0, 2, 1)
+        ]
+    for shard, guild in guilds:
+        assert shard_of(guild.id, 4) == shard
+    ids = [guild.id for _, guild in guilds]
+    assert ids == sorted(set(ids))  # still unique and increasing, like Discord's snowflakes

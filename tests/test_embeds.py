@@ -631,6 +631,16 @@ def test_about_embed_reports_health() -> None:
     assert shared_fields["Request budget"] == "shared via Redis with 2 other processes"
 
 
+def test_about_embed_counts_this_processs_shards_and_the_whole_bot() -> None:
+    info = AboutInfo("0.1.0", "v1", 60, 1_204, 0, 0, None, 5, 0)
+    sharded = about_embed(replace(info, shards="0-1 of 4", guild_total=4_810))
+    servers = {f.name: f.value for f in sharded.fields}["Servers"]
+    assert servers == "1,204 on this process's shards (0-1 of 4), about 4,810 in all"
+    unknown_total = about_embed(replace(info, shards="2 of 4"))
+    servers = {f.name: f.value for f in unknown_total.fields}["Servers"]
+    assert servers == "1,204 on this process's shards (2 of 4)"
+
+
 def test_about_embed_says_when_the_api_is_in_trouble_or_paused() -> None:
     now = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
     info = AboutInfo("0.1.0", "v1", 60, 1, 0, 0, "boom", 5, 0, now=now)

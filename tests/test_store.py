@@ -363,6 +363,23 @@ async def test_forget_channel_drops_its_override_only(store: SettingsStore) -> N
     assert len(await store.recent_changes(GUILD)) == 2  # history kept
 
 
+async def test_stored_guild_ids_name_every_guild_with_anything_stored(
+    store: SettingsStore,
+) -> None:
+    assert await store.stored_guild_ids() == frozenset()
+    snowflake = 1_180_000_000_000_000_001  # a real-sized id: past 2**53, within a BIGINT
+    await store.set_guild_default(GUILD, Rating.NSFW, ADMIN)
+    await store.set_channel_override(snowflake, 1, Rating.QUESTIONABLE, ADMIN)
+    # Set and cleared again: only the audit trail remembers this guild, and it is still data.
+    await store.set_guild_default(OTHER_GUILD, Rating.QUESTIONABLE, ADMIN)
+    await store.set_guild_default(OTHER_GUILD, None, ADMIN)
+
+    assert await store.stored_guild_ids() == {GUILD, OTHER_GUILD, snowflake}
+
+    await store.forget_guild(OTHER_GUILD)
+    assert await store.stored_guild_ids() == {GUILD, snowflake}
+
+
 # --------------------------------------------------------------------------- export / import
 
 

@@ -226,6 +226,13 @@ class SettingsStore(ABC):
         """Delete everything about a guild, settings and audit trail (the bot left it)."""
 
     @abstractmethod
+    async def stored_guild_ids(self) -> frozenset[int]:
+        """Every guild the store holds anything about (settings, overrides or audit rows).
+
+        For the sweep that forgets guilds the bot left while the store could not be written.
+        """
+
+    @abstractmethod
     async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
         """Drop a deleted channel's override; ``True`` if there was one. Audit rows are kept."""
 

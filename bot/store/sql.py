@@ -461,6 +461,15 @@ class SqlSettingsStore(SettingsStore):
         await self._write(guild_id, body)
         log.info("forgot the settings and audit trail of guild %d", guild_id)
 
+    async def stored_guild_ids(self) -> frozenset[int]:
+        async def query(tx: Tx) -> frozenset[int]:
+            rows = await tx.fetch(
+                " UNION ".join(f"SELECT guild_id FROM {table}" for table in TABLES)
+            )
+            return frozenset(int(guild_id) for (guild_id,) in rows)
+
+        return await self._read(query)
+
     async def forget_channel(self, guild_id: int, channel_id: int) -> bool:
         # Not audited: nobody acted, Discord deleted the channel.
         async def body(tx: Tx) -> tuple[bool, CacheUpdate]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import json
 import logging
 import secrets
@@ -81,6 +82,7 @@ __all__ = [
     "DiscordEmulator",
     "FileRecord",
     "GuildRecord",
+    "IdentifyRecord",
     "InteractionNotDispatched",
     "InteractionRecord",
     "MemberRecord",
@@ -199,6 +201,17 @@ class RestCall:
 _CALL_KEY = web.RequestKey("emulator_call", RestCall)
 
 
+@dataclass(frozen=True, slots=True)
+class IdentifyRecord:
+    """An accepted IDENTIFY: when it arrived and the session it opened."""
+
+    at: float
+    """Event-loop seconds (real time: the emulator clock's offsets do not apply)."""
+    shard_id: int
+    shard_count: int
+    session_id: str
+
+
 class _Reject(Exception):
     """Aborts a REST handler with a ready Discord-shaped error response."""
 
@@ -265,6 +278,8 @@ class InteractionRecord:
         self.responses: list[CallbackRecord] = []
         self.followups: list[MessageRecord] = []
         self.original: MessageRecord | None = None
+        self.dispatched_to: list[tuple[int, str]] = []
+        """``(shard_id, session_id)`` of every gateway session the interaction was sent to."""
         self.expired = False
         self._deferred_fill_pending = False
 
@@ -387,6 +402,7 @@ class DiscordEmulator:
         response_deadline: float = 3.0,
         token_lifetime: float = 900.0,
         shards: int = 1,
+        max_concurrency: int = 1,
         allowed_privileged_intents: int = 0,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -395,6 +411,8 @@ class DiscordEmulator:
         self.response_deadline = response_deadline
         self.token_lifetime = token_lifetime
         self.shards = shards
+        self.max_concurrency = max_concurrency
+        """``session_start_limit.max_concurrency``: IDENTIFY buckets (shard_id % this)."""
         self.allowed_privileged_intents = allowed_privileged_intents
         self._clock = clock
         self._clock_offset = 0.0
@@ -426,6 +444,7 @@ class DiscordEmulator:
         self.requests: list[RestCall] = []
         self.unknown_routes: list[str] = []
         self.identifies: list[JSON] = []
+        self.identify_log: list[IdentifyRecord] = []
         self.resumes: list[JSON] = []
         self.gateway_log: list[str] = []
         self.events_sent: list[str] = []
@@ -616,11 +635,13 @@ class DiscordEmulator:
         bot_in_guild: bool = True,
         upload_limit: int = 10 * 1024 * 1024,
         locale: str = "en-US",
+        shard: tuple[int, int] | None = None,
     ) -> GuildRecord:
         """A new guild; the owner (a new user when omitted) and the bot become members.
 
         ``bot_in_guild=False`` makes a guild the app reaches only through a user install: it
         is not sent to the client and only user-installable commands work in it.
+        ``shard=(shard_id, shard_count)`` picks an id whose events go to that shard.
         """
         if owner_id is None:
             owner = self.add_user(f"{name}-owner")
@@ -630,7 +651,7 @@ class DiscordEmulator:
             owner = self.users.get(owner_id) or UserRecord(id=owner_id, username=f"user-{owner_id}")
             self.users.setdefault(owner.id, owner)
         guild = GuildRecord(
-            id=self._ids.next(),
+            id=self._ids.next() if shard is None else self._ids.next_on_shard(*shard),
             name=name,
             owner_id=owner.id,
             bot_in_guild=bot_in_guild,
@@ -1015,23 +1036,23 @@ class DiscordEmulator:
         guild_id: int | None,
         intent: int | None = None,
         membership: bool = True,
-    ) -> int:
-        """Queue ``event`` to every live session owning the guild's shard; returns the count.
+    ) -> list[_Session]:
+        """Queue ``event`` to every live session owning the guild's shard; returns them.
 
         ``membership`` limits guild events to guilds the bot is in (not so for interactions).
         """
         if membership and guild_id is not None:
             guild = self.guilds.get(guild_id)
             if guild is None or not guild.bot_in_guild:
-                return 0
-        sent = 0
+                return []
+        sent = []
         for session in self._live_sessions():
             if not session.owns_guild(guild_id):
                 continue
             if intent is not None and not session.intents & intent:
                 continue
             self._emit(session, event, data)
-            sent += 1
+            sent.append(session)
         return sent
 
     def _send_raw(self, conn: _Connection, frame: JSON) -> None:
@@ -1067,6 +1088,13 @@ class DiscordEmulator:
     def resumed_count(self) -> int:
         """RESUMED events sent (successful RESUMEs)."""
         return self.events_sent.count("RESUMED")
+
+    def identify_gaps(self) -> dict[int, list[float]]:
+        """Per ``max_concurrency`` bucket, seconds between its consecutive IDENTIFYs."""
+        times: dict[int, list[float]] = {}
+        for record in self.identify_log:
+            times.setdefault(record.shard_id % self.max_concurrency, []).append(record.at)
+        return {bucket: [b - a for a, b in itertools.pairwise(t)] for bucket, t in times.items()}
 
     async def drop_connection(self, *, code: int | None = 4000) -> int:
         """Close every gateway socket (``code=None``: abort TCP with no close frame).
@@ -1234,6 +1262,11 @@ class DiscordEmulator:
         )
         self._sessions[session.session_id] = session
         conn.session = session
+        self.identify_log.append(
+            IdentifyRecord(
+                asyncio.get_running_loop().time(), shard_id, shard_count, session.session_id
+            )
+        )
         guilds = [g for g in self.guilds.values() if g.bot_in_guild and session.owns_guild(g.id)]
         ready: JSON = {
             "v": 10,
@@ -1475,7 +1508,7 @@ class DiscordEmulator:
                     "total": 1000,
                     "remaining": 1000 - len(self.identifies),
                     "reset_after": 86_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.max_concurrency,
                 },
             }
         )
@@ -1885,6 +1918,7 @@ class DiscordEmulator:
             raise RuntimeError(
                 "no gateway session would receive the interaction; is the client running?"
             )
+        rec.dispatched_to = [(session.shard_id, session.session_id) for session in sent]
         await self.flush()
         return rec
 

@@ -138,6 +138,17 @@ class SnowflakeGenerator:
         self._last = max(candidate, self._last + 1)
         return self._last
 
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next unused snowflake of a guild that lands on ``shard_id`` of ``shard_count``.
+
+        A guild's shard is its timestamp part modulo the count: the timestamp is moved forward
+        by the few milliseconds needed.
+        """
+        candidate = self.next()
+        step = (shard_id - (candidate >> 22)) % shard_count
+        self._last = candidate + (step << 22)
+        return self._last
+
 
 @dataclass(eq=False)
 class UserRecord:
