@@ -194,7 +194,8 @@ class Catalog:
         prefix = ", ".join(typed)
         choices = []
         for _, value in index.match(last.strip()):
-            if value.casefold() in already:
+            # A name with a comma would come back split in two: it cannot be offered.
+            if value.casefold() in already or "," in value:
                 continue
             full = f"{prefix}, {value}" if prefix else value
             if len(full) <= 100:

@@ -390,3 +390,9 @@ def test_a_catalogue_of_categories_ignores_tags() -> None:
     catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())))
     catalog.note_images([_tagged("girl")])
     assert catalog.visible_tags(Rating.NSFW) == []
+
+
+def test_a_name_with_a_comma_is_not_offered() -> None:
+    # Found by the choices property test: "0," came back as "0" and "".
+    catalog = _loaded([Category(id="a", name="0,"), Category(id="b", name="0 cats")])
+    assert catalog.category_choices("0", Rating.NSFW) == [("0 cats", "0 cats")]
