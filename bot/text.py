@@ -78,8 +78,9 @@ _BLANK_LINES = re.compile(r"\n{3,}")
 # spoilers, masked links, block quotes, mentions and every <…> pill (<@1>, <#1>, </cmd:1>,
 # <t:1>, <:emoji:1>), the backslash itself, and "://" so no bare URL turns into a link.
 _MARKDOWN = re.compile(r"[\\*_~|`<>\[\]@]|:(?=//)")
-# Headings (#, ##, ###, -#), lists (-, +, 1.) at the start of a line.
-_LINE_START = re.compile(r"^([^\S\n]*)([#+-]|[0-9]+(?=\.))", re.MULTILINE)
+# Headings (#, ##, ###, -#), lists (-, +, 1.) at the start of a line: each needs a space after
+# it, so "0.1.0" or "-5" stay as they are.
+_LINE_START = re.compile(r"^([^\S\n]*)(#{1,6}(?= )|-#(?= )|[+-](?= )|[0-9]+(?=\. ))", re.MULTILINE)
 _CODE_TICK = "ˋ"  # U+02CB looks like a backtick but cannot close a code span
 
 
