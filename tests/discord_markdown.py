@@ -45,7 +45,8 @@ _PRESENTATION = "\ufe0e\ufe0f"
 _MENTION = re.compile(r"@everyone|@here|<(?:@|#|/|t:|a?:)")
 _SCHEME_LINK = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _MASKED_LINK = re.compile(r"\]\(")
-_LINE_START = re.compile(r"^[^\S\n]*(?:#{1,6}\s|-#\s|>|[-*+]\s|[0-9]+\.\s)", re.MULTILINE)
+# Each marker needs a space after it ("#" alone on a line, "0.1.0" or "-5" stay text).
+_LINE_START = re.compile(r"^[^\S\n]*(?:#{1,6} |-# |>|[-*+] |[0-9]+\. )", re.MULTILINE)
 # simple-markdown's inline code rule, which Discord uses.
 _CODE_SPAN = re.compile(r"(`+)[\s\S]*?[^`]\1(?!`)")
 _EMPHASIS = re.compile(r"[*_~|`]")
