@@ -4,9 +4,11 @@ Autocomplete must answer within 3 seconds and cannot be deferred, so it is serve
 held in memory and refreshed in the background (:meth:`NameIndex.replace`). Nothing here does I/O.
 
 Discord limits honoured here: at most 25 choices, choice names 1-100 characters (longer names are
-trimmed with ``…``). Choice *values* are whatever the caller stores; for Discord they must be
-strings of at most 100 characters (UUIDs and category names are), and string values longer than
-that are skipped when the index is built.
+trimmed with ``…``). Names come from the API, so they pass the text rule for surfaces without
+markdown (:func:`bot.text.plain_text`: no invisible or bidirectional characters). Choice *values*
+are whatever the caller stores; for Discord they must be strings of at most 100 characters (UUIDs
+and category names are); string values longer than that, or not already clean text
+(:func:`bot.text.clean`), are skipped when the index is built.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .text import plain_text
+from .text import clean, plain_text
 
 __all__ = [
     "CHOICE_LIMIT",
@@ -70,6 +72,9 @@ class NameIndex(Generic[T]):
                 log.warning(
                     "skipping autocomplete entry %r: value is not 1-100 characters", display
                 )
+                continue
+            if isinstance(value, str) and clean(value) != value:
+                log.warning("skipping autocomplete entry %r: its value is not clean text", display)
                 continue
             entries.append(_Entry(_fold(name), display, value))
         entries.sort(key=lambda e: (e.key, e.name))

@@ -18,6 +18,7 @@ from .autocomplete import NameIndex, split_categories
 from .gating import DEFAULT_POLICY, ContentPolicy, category_visible, tag_visible
 from .nekos.errors import NekosError
 from .nekos.models import Artist, Category, Character, Image, Rating
+from .text import clean
 
 __all__ = ["MAX_TAGS", "Catalog", "CatalogSource", "CategoryCheck"]
 
@@ -74,6 +75,7 @@ class Catalog:
         self._tags: Counter[str] = Counter()
         self._tag_indexes: dict[bool, NameIndex[str]] | None = None
         self._categories: dict[str, Category] = {}
+        self._listed: tuple[Category, ...] = ()
         self.category_index: NameIndex[str] = NameIndex()
         self._sfw_category_index: NameIndex[str] = NameIndex()
         self.artist_index: NameIndex[str] = NameIndex()
@@ -84,10 +86,16 @@ class Catalog:
     # ----------------------------------------------------------------- loading
 
     def set_categories(self, categories: Sequence[Category]) -> None:
-        self._categories = {c.name.casefold(): c for c in categories}
-        self.category_index.replace((c.name, c.name) for c in categories)
+        # Choices carry a category's clean name (what members can see and type), which
+        # category() resolves back to the category and its exact API name.
+        by_name = {c.name.casefold(): c for c in categories}
+        self._listed = tuple(by_name.values())
+        shown = {clean(c.name).casefold(): c for c in categories}
+        shown.pop("", None)  # a name of nothing but blanks and invisibles can't be asked for
+        self._categories = shown | by_name
+        self.category_index.replace((c.name, clean(c.name)) for c in categories)
         self._sfw_category_index.replace(
-            (c.name, c.name) for c in categories if category_visible(c, Rating.SFW)
+            (c.name, clean(c.name)) for c in categories if category_visible(c, Rating.SFW)
         )
 
     def set_artists(self, artists: Sequence[Artist]) -> None:
@@ -129,7 +137,10 @@ class Catalog:
             await asyncio.sleep(self._refresh_every)
 
     def category(self, name: str) -> Category | None:
-        return self._categories.get(name.strip().casefold())
+        """The category called ``name`` as the API spells it or as it is shown (clean)."""
+        found = self._categories.get(name.strip().casefold())
+        shown = clean(name).casefold()
+        return found if found is not None or not shown else self._categories.get(shown)
 
     # ----------------------------------------------------------------- tags (v4)
 
@@ -168,18 +179,23 @@ class Catalog:
     # ----------------------------------------------------------------- queries
 
     def category_choices(self, query: str, max_rating: Rating) -> list[tuple[str, str]]:
-        """Choices for a comma-separated categories (v4: tags) option: completes the last name."""
+        """Choices for a comma-separated categories (v4: tags) option: completes the last name.
+
+        Name and value are the same clean text (the names typed so far, then the match), so
+        what a member picks is what they saw; :meth:`check_categories` resolves it.
+        """
         head, _, last = query.rpartition(",")
         if self.uses_tags:
             index = self._tag_index(max_rating)
         else:
             index = self.category_index if max_rating > Rating.SFW else self._sfw_category_index
-        typed = split_categories(head)
+        typed = [t for t in (clean(name) for name in split_categories(head)) if t]
         already = {t.casefold() for t in typed}
         prefix = ", ".join(typed)
         choices = []
-        for name, value in index.match(last.strip()):
-            if name.casefold() in already:
+        for _, value in index.match(last.strip()):
+            # A name with a comma would come back split in two: it cannot be offered.
+            if value.casefold() in already or "," in value:
                 continue
             full = f"{prefix}, {value}" if prefix else value
             if len(full) <= 100:
@@ -214,6 +230,6 @@ class Catalog:
 
     def visible_categories(self, max_rating: Rating) -> list[Category]:
         return sorted(
-            (c for c in self._categories.values() if category_visible(c, max_rating)),
+            (c for c in self._listed if category_visible(c, max_rating)),
             key=lambda c: c.name.casefold(),
         )

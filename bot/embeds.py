@@ -1,15 +1,17 @@
 """Pure renderers: Nekos API models to :class:`discord.Embed`, always within Discord's limits.
 
-Every name and description from the API goes through :func:`bot.text.safe_text` (markdown and
-mentions escaped) or :func:`bot.text.plain_text` (surfaces that render no markdown); only http(s)
-URLs are ever set as links, images or thumbnails. Send every message with
-:data:`ALLOWED_MENTIONS`.
+Every name and description from the API goes through the text rule in :mod:`bot.text`:
+:func:`~bot.text.safe_text` where Discord renders markdown (titles, descriptions, field values),
+:func:`~bot.text.plain_text` where it renders none (footers, author names). Every URL goes through
+its URL rule, :func:`~bot.text.safe_url` (here :func:`http_url`), before it becomes a link, an
+image or a ``<link>`` in text. Send every message with :data:`ALLOWED_MENTIONS`.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from .text import (
     plain_text,
     plural,
     safe_text,
+    safe_url,
     trim,
     trim_markdown,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "about_embed",
     "api_health",
     "artist_embed",
+    "attachment_name",
     "category_list_embed",
     "character_embed",
     "embed_length",
@@ -97,8 +101,7 @@ _API_RATING_ORDER = {"sfw": 0, "safe": 0, "questionable": 1, "suggestive": 1}
 _HEX_COLOUR = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _ATTACHMENT_URL = re.compile(r"attachment://[A-Za-z0-9._-]{1,200}")
 _SEPARATOR = " · "
-# Whitespace or control characters: one C-level scan instead of a Python loop per character.
-_UNSAFE_URL_CHAR = re.compile(r"[\s\x00-\x1f]")
+_FILE_STEM = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -117,21 +120,23 @@ def parse_colour(value: str | None) -> int:
     return int(digits, 16)
 
 
-def http_url(url: str | None) -> str | None:
-    """``url`` if it is an absolute http(s) URL with a host, else ``None``."""
-    if not url or _UNSAFE_URL_CHAR.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+http_url = safe_url
+"""The URL rule (:func:`bot.text.safe_url`): a safe http(s) URL, or ``None``."""
+
+
+def attachment_name(image_id: str, suffix: str) -> str:
+    """A file name for an image sent as an attachment: its id when that is a plain token
+    (UUIDs are), else a digest of it, so nothing the API sent reaches the file name."""
+    stem = (
+        image_id
+        if _FILE_STEM.fullmatch(image_id)
+        else hashlib.sha256(image_id.encode("utf-8", "replace")).hexdigest()[:32]
+    )
+    return f"{stem}.{suffix}"
 
 
 def _image_url(url: str | None) -> str | None:
-    """An http(s) URL, or an ``attachment://name`` reference to a file sent with the message."""
+    """A safe http(s) URL, or an ``attachment://name`` reference to a file sent with it."""
     if url and _ATTACHMENT_URL.fullmatch(url):
         return url
     return http_url(url)
@@ -153,7 +158,7 @@ def rating_label(rating: Rating) -> str:
 
 def _rating_label_for_key(key: str) -> str:
     """The API's rating label as members read it (v1's three, v4's four)."""
-    return _API_RATINGS.get(key.strip().lower()) or plain_text(key, 40) or "?"
+    return _API_RATINGS.get(key.strip().lower()) or safe_text(key, 40) or "?"
 
 
 def _image_rating_label(image: Image) -> str:
@@ -288,8 +293,9 @@ def artist_embed(
         _add_field(embed, "Images", _count(artist.image_count))
     link = http_url(artist.url)
     if link is not None:
-        # The profile link shown in full, so people see where it goes before clicking.
-        embed.description = trim(f"<{link}>", DESCRIPTION_LIMIT)
+        # The profile link shown in full, so people see where it goes before clicking; the URL
+        # rule leaves no ">" in it to end the <…> early.
+        embed.description = f"<{link}>"
     shown = None
     if shown_images is not None:
         shown = f"showing {plural(shown_images, 'image')}"
@@ -303,7 +309,8 @@ def character_embed(character: Character) -> discord.Embed:
     """A character's profile; fields the API left empty are omitted."""
     embed = discord.Embed(
         title=safe_text(character.name, TITLE_LIMIT) or "Unknown character",
-        description=safe_text(character.description, PROFILE_DESCRIPTION_LIMIT) or None,
+        description=safe_text(character.description, PROFILE_DESCRIPTION_LIMIT, multiline=True)
+        or None,
         colour=BRAND_COLOUR,
     )
     _add_field(embed, "Source", safe_text(character.source, FIELD_VALUE_LIMIT))
@@ -329,7 +336,7 @@ def category_list_embed(categories: Sequence[Category], page: int, pages: int) -
     lines: list[str] = []
     used = 0
     for index, category in enumerate(categories):
-        line = f"**{safe_text(category.name, 100)}**"
+        line = f"**{safe_text(category.name, 100) or 'Unnamed'}**"
         details = []
         if category.image_count is not None:
             details.append(plural(category.image_count, "image"))
@@ -361,7 +368,7 @@ def tag_list_embed(tags: Sequence[tuple[str, int]], page: int, pages: int) -> di
     those the bot fetched carried it; ``page`` is 1-based."""
     pages = max(1, pages)
     page = min(max(1, page), pages)
-    lines = [f"**{safe_text(tag, 100)}** ({plural(n, 'image')})" for tag, n in tags]
+    lines = [f"**{safe_text(tag, 100) or '?'}** ({plural(n, 'image')})" for tag, n in tags]
     embed = discord.Embed(
         title="Tags",
         description=trim_markdown("\n".join(lines), DESCRIPTION_LIMIT) or "No tags on this page.",
@@ -460,8 +467,9 @@ def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
     ``details`` adds the API's last error message (escaped): for server managers only.
     """
     embed = discord.Embed(title="About this bot", colour=BRAND_COLOUR)
-    _add_field(embed, "Version", plain_text(info.bot_version, 100) or "unknown")
-    _add_field(embed, "API version", plain_text(info.api_version, 100) or "unknown")
+    # Field values render markdown: the API's version string is escaped like any API text.
+    _add_field(embed, "Version", safe_text(info.bot_version, 100) or "unknown")
+    _add_field(embed, "API version", safe_text(info.api_version, 100) or "unknown")
     _add_field(embed, "Uptime", format_duration(info.uptime_seconds))
     servers = _count(info.guild_count)
     if info.shards is not None:

@@ -45,12 +45,13 @@ from .nekos.search import name_pattern
 from .nekos.versions import NekosApi
 from .serving import ImageRequest, ServeStatus
 from .serving.pool import ImageServer
-from .text import plain_text, safe_text
+from .text import ELLIPSIS, quote, safe_text, trim_markdown
 from .views import (
     AnotherButton,
     CategoryPageButton,
     GalleryPageButton,
     another_custom_id,
+    link_button,
     pager_items,
 )
 
@@ -67,6 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 GALLERY_LIMIT = 50
+CONTENT_LIMIT = 2000
 NAME_SEARCH_LIMIT = min(SEARCH_MAX_LENGTH["artist"], SEARCH_MAX_LENGTH["character"])
 CATEGORIES_PER_PAGE = 10
 TAGS_PER_PAGE = 30
@@ -117,7 +119,19 @@ class Reply:
 
 
 def notice(text: str, *, outcome: Outcome = "input_error") -> Reply:
-    """A short, friendly, ephemeral message (by default an answer to the member's input)."""
+    """A short, friendly, ephemeral message (by default an answer to the member's input).
+
+    Quote untrusted parts with :func:`bot.text.quote` or :func:`bot.text.safe_text`. If a
+    member's input made it longer than Discord's 2000 characters, whole lines are dropped from
+    the end (a cut inside a line could split a quote).
+    """
+    if len(text) > CONTENT_LIMIT:
+        kept = ""
+        for line in text.split("\n"):
+            if len(kept) + len(line) + 2 > CONTENT_LIMIT:
+                break
+            kept += line + "\n"
+        text = kept + ELLIPSIS if kept else trim_markdown(text, CONTENT_LIMIT)
     return Reply(content=text, ephemeral=True, outcome=outcome)
 
 
@@ -301,7 +315,9 @@ class Replies:
             url: str | None = None
             size = image.meta.size
             if self.delivery == "attach" and size is not None and 0 < size <= budget:
-                name = f"{image.id}.{_SUFFIX.get(image.meta.mimetype or '', 'png')}"
+                name = render.attachment_name(
+                    image.id, _SUFFIX.get(image.meta.mimetype or "", "png")
+                )
                 try:
                     files.append((name, await self.api.download(image.url, max_bytes=budget)))
                     budget -= size
@@ -315,16 +331,13 @@ class Replies:
     def _link_buttons(images: Sequence[Image], view: discord.ui.View) -> None:
         single = len(images) == 1
         for i, image in enumerate(images, start=1):
-            if len(view.children) >= 25:
-                break
-            if (full := render.http_url(image.url)) is not None:
-                label = "Full image" if single else f"Image {i}"
-                view.add_item(discord.ui.Button(label=label, url=full))
-            if (source := render.http_url(image.source.url)) is not None and len(
-                view.children
-            ) < 25:
-                label = "Source" if single else f"Source {i}"
-                view.add_item(discord.ui.Button(label=label, url=source))
+            for label, url in (
+                ("Full image" if single else f"Image {i}", image.url),
+                ("Source" if single else f"Source {i}", image.source.url),
+            ):
+                button = link_button(label, url)
+                if button is not None and len(view.children) < 25:
+                    view.add_item(button)
 
     # ------------------------------------------------------------------ /neko random
 
@@ -359,12 +372,14 @@ class Replies:
             lines = []
             for name in check.unknown:
                 hint = check.suggestions.get(name) or []
-                did_you_mean = f" Did you mean {', '.join(f'`{h}`' for h in hint)}?" if hint else ""
-                lines.append(f"I don't know the category `{plain_text(name, 50)}`.{did_you_mean}")
+                did_you_mean = (
+                    f" Did you mean {', '.join(quote(h, 100) for h in hint)}?" if hint else ""
+                )
+                lines.append(f"I don't know the category {quote(name, 50)}.{did_you_mean}")
             lines.append("Use `/neko category` to see them all.")
             return notice("\n".join(lines))
         if check.hidden:
-            names = ", ".join(f"`{plain_text(n, 50)}`" for n in check.hidden)
+            names = ", ".join(quote(n, 50) for n in check.hidden)
             return notice(f"{names} can't be shown in this channel. Try another category.")
         return ImageRequest(
             guild_key=guild_id,
@@ -391,7 +406,7 @@ class Replies:
         if not result.images:
             if result.error is not None and result.status is not ServeStatus.NOTHING_MATCHED:
                 return error_reply(result.error)
-            what = ", ".join(sorted(request.categories)) or "any category"
+            what = ", ".join(quote(c, 50) for c in sorted(request.categories)) or "any category"
             exact = request.min_rating == request.max_rating and request.min_rating > Rating.SFW
             scope = (
                 f"only {request.max_rating.label}" if exact else f"up to {request.max_rating.label}"
@@ -445,7 +460,7 @@ class Replies:
         if found.exact or found.name is None:
             return None
         return (
-            f"No {kind} is called `{plain_text(asked, 50)}`; "
+            f"No {kind} is called {quote(asked, 50)}; "
             f"showing **{safe_text(found.name, 100)}**, the closest name."
         )
 
@@ -487,7 +502,7 @@ class Replies:
         found = await self._find(name, self.catalog.artist_index, self.lookups.artist_search)
         if found is None:
             return notice(
-                f"I couldn't find an artist called `{plain_text(name, 50)}`. "
+                f"I couldn't find an artist called {quote(name, 50)}. "
                 "Pick one from the suggestions as you type."
             )
         reply = await self.artist_page(
@@ -517,8 +532,8 @@ class Replies:
         view = discord.ui.View(timeout=None)
         if not images:
             card.description = (card.description or "") + "\nNo images of theirs can be shown here."
-            if (link := render.http_url(artist.url)) is not None:
-                view.add_item(discord.ui.Button(label="Artist page", url=link))
+            if (button := link_button("Artist page", artist.url)) is not None:
+                view.add_item(button)
             return Reply(embeds=[card], view=view, charge=True)
         pages = len(images)
         page = max(1, min(page, pages))
@@ -531,8 +546,8 @@ class Replies:
                 pages + 1 if more else pages,
             ):
                 view.add_item(item)
-        if (link := render.http_url(artist.url)) is not None:
-            view.add_item(discord.ui.Button(label="Artist page", url=link))
+        if (button := link_button("Artist page", artist.url)) is not None:
+            view.add_item(button)
         self._link_buttons([image], view)
         return Reply(embeds=render.fit_message([card, gallery]), view=view, charge=True)
 
@@ -544,7 +559,7 @@ class Replies:
         found = await self._find(name, self.catalog.character_index, self.lookups.character_search)
         if found is None:
             return notice(
-                f"I couldn't find a character called `{plain_text(name, 50)}`. "
+                f"I couldn't find a character called {quote(name, 50)}. "
                 "Pick one from the suggestions as you type."
             )
         try:
@@ -596,7 +611,7 @@ class Replies:
             c for c in self.catalog.visible_categories(channel_max) if wanted in c.name.casefold()
         ]
         if not listed:
-            return notice(f"No category matches `{plain_text(search, 50)}`.")
+            return notice(f"No category matches {quote(search, 50)}.")
         pages = math.ceil(len(listed) / CATEGORIES_PER_PAGE)
         page = max(1, min(page, pages))
         chunk = listed[(page - 1) * CATEGORIES_PER_PAGE : page * CATEGORIES_PER_PAGE]
@@ -617,7 +632,7 @@ class Replies:
         listed = [t for t in self.catalog.visible_tags(channel_max) if wanted in t[0].casefold()]
         if not listed:
             if wanted:
-                return notice(f"No tag seen so far matches `{plain_text(search, 50)}`.")
+                return notice(f"No tag seen so far matches {quote(search, 50)}.")
             return notice(
                 "No tags seen yet: the bot learns them from the images it fetches. "
                 "Try `/neko random` first, then look again."

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 
 from .nekos.models import Rating
+from .text import BUTTON_URL_LIMIT, safe_url
 
 __all__ = [
     "ANYONE",
@@ -23,6 +24,7 @@ __all__ = [
     "another_custom_id",
     "button_name",
     "dynamic_items",
+    "link_button",
 ]
 
 CUSTOM_ID_LIMIT = 100
@@ -202,6 +204,13 @@ def pager_items(make: Any, page: int, pages: int) -> list[discord.ui.Item[Any]]:
         make(max(page - 1, 1), "p", page <= 1),
         make(min(page + 1, pages), "n", page >= pages),
     ]
+
+
+def link_button(label: str, url: str | None) -> discord.ui.Button[Any] | None:
+    """A link button to ``url`` after the URL rule (:func:`bot.text.safe_url`, at most 512
+    characters as Discord requires of button links), or ``None`` when it is not safe."""
+    safe = safe_url(url, limit=BUTTON_URL_LIMIT)
+    return None if safe is None else discord.ui.Button(label=label, url=safe)
 
 
 def button_name(custom_id: str) -> str:

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.catalog import Catalog, CatalogSource
 from bot.nekos.errors import NekosError, ServerError, Unavailable
-from bot.nekos.models import Artist, Category, Character, Image, Rating
+from bot.nekos.models import (
+    Artist,
+    Category,
+    Character,
+    Image,
+    Rating,
+    parse_artist_data,
+    parse_category_data,
+    parse_character_data,
+)
+from bot.text import clean, plain_text
+from tests.discord_markdown import forbidden_characters
+from tests.fakes.discord_payloads import autocomplete_problems
+from tests.hostile_api import TEXT, V1_ARTIST, V1_CATEGORY, V1_CHARACTER
 
 NAMES = [
     "catgirl",
@@ -265,6 +281,64 @@ async def test_background_task_refreshes_and_stops() -> None:
     assert calls == settled
 
 
+# ------------------------------------------------------------------------------ hostile names
+
+
+def _choice_problems(choices: Sequence[tuple[str, str]]) -> list[str]:
+    data = {"choices": [{"name": name, "value": value} for name, value in choices]}
+    problems = autocomplete_problems(data, option_type=3)
+    for name, value in choices:
+        problems += forbidden_characters(name) + forbidden_characters(value)
+    return problems
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(V1_CATEGORY, min_size=1, max_size=12),
+    st.lists(V1_ARTIST, max_size=6),
+    st.lists(V1_CHARACTER, max_size=6),
+    st.data(),
+)
+def test_choices_from_hostile_names_are_clean_and_round_trip(
+    categories_json: list[dict[str, Any]],
+    artists_json: list[dict[str, Any]],
+    characters_json: list[dict[str, Any]],
+    data: st.DataObject,
+) -> None:
+    categories = [parse_category_data(c) for c in categories_json]
+    catalog = _loaded(categories)
+    catalog.set_artists([parse_artist_data(a) for a in artists_json])
+    catalog.set_characters([parse_character_data(c) for c in characters_json])
+    # A member types the start of a name as it is shown, or anything at all.
+    target = data.draw(st.sampled_from(categories))
+    shown = plain_text(target.name, 100)
+    query = data.draw(st.one_of(st.just(shown[: len(shown) // 2]), TEXT.map(lambda s: s[:100])))
+
+    choices = catalog.category_choices(query, Rating.NSFW)
+    assert _choice_problems(choices) == []
+    for _, value in choices:
+        # What the member picks comes back as the option's value: it names a category.
+        check = catalog.check_categories(value, Rating.NSFW)
+        assert check.unknown == ()
+        assert len(check.known) == 1
+        assert clean(check.known[0]).casefold() == value.casefold()
+
+    ids = {a["id"] for a in artists_json} | {c["id"] for c in characters_json}
+    for index in (catalog.artist_index, catalog.character_index):
+        found = index.match(query)
+        assert _choice_problems(found) == []
+        assert {value for _, value in found} <= ids
+
+
+def test_a_name_of_only_invisible_characters_names_no_category() -> None:
+    # Found by the payload property test: "\n\u202e" typed, a category named "\n" listed.
+    catalog = _loaded([Category(id="blank", name="\n"), Category(id="c", name="catgirl")])
+    check = catalog.check_categories("\n\u202e", Rating.NSFW)
+    assert check.known == ()
+    assert catalog.category("\u200b") is None
+    assert catalog.check_categories("cat\u200bgirl", Rating.NSFW).known == ("catgirl",)
+
+
 # ---------------------------------------------------------------------------- tags (v4)
 
 
@@ -316,3 +390,9 @@ def test_a_catalogue_of_categories_ignores_tags() -> None:
     catalog = Catalog(CatalogSource(_returns(()), _returns(()), _returns(())))
     catalog.note_images([_tagged("girl")])
     assert catalog.visible_tags(Rating.NSFW) == []
+
+
+def test_a_name_with_a_comma_is_not_offered() -> None:
+    # Found by the choices property test: "0," came back as "0" and "".
+    catalog = _loaded([Category(id="a", name="0,"), Category(id="b", name="0 cats")])
+    assert catalog.category_choices("0", Rating.NSFW) == [("0 cats", "0 cats")]

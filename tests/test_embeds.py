@@ -18,6 +18,7 @@ from bot.embeds import (
     AboutInfo,
     about_embed,
     artist_embed,
+    attachment_name,
     category_list_embed,
     character_embed,
     embed_length,
@@ -40,6 +41,7 @@ from bot.nekos.models import (
     Source,
     Stats,
 )
+from tests.discord_markdown import links, markdown_left, mentions, shown
 
 CREATED = dt.datetime(2023, 5, 1, 12, 30, tzinfo=dt.UTC)
 
@@ -230,7 +232,7 @@ def test_image_override_that_is_not_http_or_attachment_falls_back_to_image_url()
 
 def test_http_url_requires_scheme_and_host() -> None:
     assert http_url("https://a.example/x") == "https://a.example/x"
-    assert http_url("HTTP://A.example") == "HTTP://A.example"
+    assert http_url("HTTP://A.example") == "http://a.example"
     assert http_url("https://") is None
     assert http_url("https://a.example/x y") is None
     assert http_url("mailto:x@example.com") is None
@@ -239,25 +241,24 @@ def test_http_url_requires_scheme_and_host() -> None:
 # --------------------------------------------------------------------------- escaping
 
 
-# A markdown character that no backslash escapes.
-def _unescaped(char: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\\)" + re.escape(char))
-
-
 @pytest.mark.parametrize(
-    ("raw", "forbidden"),
+    "raw",
     [
-        ("@everyone", re.compile("@everyone")),
-        ("@here", re.compile("@here")),
-        ("<@123>", re.compile("<@123>")),
-        ("<@&456>", re.compile("<@&456>")),
-        ("**bold**", _unescaped("*")),
-        ("`code`", _unescaped("`")),
-        ("||spoiler||", _unescaped("|")),
-        ("__under__", _unescaped("_")),
+        "@everyone",
+        "@here",
+        "<@123>",
+        "<@&456>",
+        "**bold**",
+        "`code`",
+        "||spoiler||",
+        "__under__",
+        "[x](https://evil.example)",
+        "# heading",
+        "> quote",
+        "https://example.org/a>[click](https://evil.example)",
     ],
 )
-def test_api_names_cannot_format_or_mention(raw: str, forbidden: re.Pattern[str]) -> None:
+def test_api_names_cannot_format_mention_or_link(raw: str) -> None:
     image = make_image(
         source=Source(name=raw),
         characters=(make_character(raw),),
@@ -265,15 +266,27 @@ def test_api_names_cannot_format_or_mention(raw: str, forbidden: re.Pattern[str]
     )
     data = image_embed(image).to_dict()
     texts = [data["title"], *(field["value"] for field in data.get("fields", []))]
-    character = character_embed(make_character(raw, description=raw, source=raw)).to_dict()
+    character = character_embed(
+        make_character(raw, description=f"{raw}\n{raw}", source=raw, occupations=(raw,))
+    ).to_dict()
     texts += [character["title"], character["description"]]
     texts += [field["value"] for field in character.get("fields", [])]
-    listing = category_list_embed([make_category(raw, description=raw)], 1, 1).to_dict()
-    # The list bolds each name itself: look inside the bold markers it adds.
-    name_part, description_part = listing["description"].removeprefix("**").split("** — ", 1)
-    texts += [name_part, description_part]
+    # The list bolds each name itself at the start of its line; nothing else may format.
+    texts.append(category_list_embed([make_category(raw, description=raw)], 1, 1).description)
     for text in texts:
-        assert not forbidden.search(text), text
+        assert text is not None
+        assert mentions(text) == [], text
+        assert links(text) == [], text
+        assert markdown_left(text) == [], text
+        assert raw in shown(text), text  # shown as written
+
+
+def test_artist_card_link_cannot_be_closed_early() -> None:
+    crafted = "https://example.org/a>[click](https://evil.example)"
+    embed = artist_embed(Artist(id="a1", name="A", url=crafted))
+    assert embed.description == "<https://example.org/a%3E%5Bclick%5D%28https://evil.example%29>"
+    assert embed.url == embed.description[1:-1]
+    assert links(embed.description, [embed.url]) == []
 
 
 def test_bold_name_is_escaped_literally() -> None:
@@ -650,7 +663,8 @@ def test_about_embed_details_show_the_last_error_escaped() -> None:
     fields = {f.name: f.value for f in about_embed(info, details=True).fields}
     shown = fields["Last API error (only you can see this)"] or ""
     assert "\\*\\*bold\\*\\*" in shown
-    assert "@everyone" not in shown
+    assert mentions(shown) == []
+    assert links(shown) == []
     none = about_embed(replace(info, last_error=None), details=True)
     assert {f.name: f.value for f in none.fields}["Last API error (only you can see this)"] == (
         "none"
@@ -659,3 +673,27 @@ def test_about_embed_details_show_the_last_error_escaped() -> None:
 
 def test_rating_labels() -> None:
     assert [rating_label(r) for r in Rating] == ["Safe", "Questionable", "NSFW"]
+
+
+@pytest.mark.parametrize(
+    "image_id",
+    ["<@123>", "../../etc/passwd", "a b", "\u202egnp.exe", "x" * 300, "猫", "a_b*c"],
+)
+def test_attachment_names_carry_nothing_the_api_sent(image_id: str) -> None:
+    name = attachment_name(image_id, "png")
+    assert re.fullmatch(r"[0-9a-f]{32}\.png", name)
+    assert attachment_name(image_id, "png") == name  # the same image, the same file
+    embed = image_embed(make_image(id=image_id), image_url=f"attachment://{name}")
+    assert embed.image.url == f"attachment://{name}"
+
+
+def test_attachment_name_of_a_uuid_is_the_uuid() -> None:
+    image_id = "0b8c5a1e-1234-4abc-9def-000000000001"
+    assert attachment_name(image_id, "jpg") == f"{image_id}.jpg"
+
+
+def test_about_embed_escapes_the_apis_version_string() -> None:
+    info = AboutInfo("0.1.0", "**v1** <@123> [x](https://evil.example)", 60, 1, 0, 0, None, 5, 0)
+    version = {f.name: f.value for f in about_embed(info).fields}["API version"] or ""
+    assert shown(version) == "**v1** <@123> [x](https://evil.example)"
+    assert mentions(version) == links(version) == markdown_left(version) == []

@@ -502,8 +502,10 @@ BAD_CALLS: list[tuple[str, Callable[[Any], Awaitable[Any]]]] = [
     ("search category 51", lambda c: c.categories("x" * 49)),
     ("search raw too long", lambda c: c.artists(RawPattern("x" * 21))),
     ("search not text", lambda c: c.artists(5)),
+    ("search lone surrogate", lambda c: c.characters("a\ud800")),
     ("category comma", lambda c: c.random_images(["a,b"])),
     ("category not text", lambda c: c.random_images([5])),
+    ("category lone surrogate", lambda c: c.random_images(["\udcff"])),
 ]
 
 

@@ -40,6 +40,7 @@ from bot.nekos.pacing import Priority
 from bot.replies import GALLERY_LIMIT, Replies, Reply, error_reply, notice
 from bot.serving import CachedLookups, ImagePool, ImageRequest, PoolSettings, ServeResult
 from bot.views import AnotherButton, CategoryPageButton, GalleryPageButton
+from tests.discord_markdown import payload_problems
 from tests.fakes.dataset import Dataset, ImageRow, generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
 
@@ -861,3 +862,30 @@ def test_empty_reply_payload() -> None:
     assert payload["content"] == ""
     assert payload["components"] == []
     assert "attachments" not in payload
+
+
+# ------------------------------------------------------------------------------ member input
+
+HOSTILE_INPUT = "x` @everyone <@123> [a](https://evil.example) **b** \u202e\n# big"
+
+
+async def test_notices_quote_member_input_without_letting_it_render(stack: Stack) -> None:
+    replies = [
+        await stack.replies.artist(user_id=USER, channel_max=Rating.SFW, name=HOSTILE_INPUT),
+        await stack.replies.character(name=HOSTILE_INPUT),
+        await stack.replies.category(user_id=USER, channel_max=Rating.SFW, search=HOSTILE_INPUT),
+        await random_reply(stack, channel_max=Rating.SFW, categories=f"catgirl,{HOSTILE_INPUT}"),
+        await random_reply(stack, channel_max=Rating.SFW, categories="ecchi, catgirl"),
+    ]
+    for reply in replies:
+        assert_ephemeral_notice(reply)
+        assert payload_problems(reply.payload()) == [], reply.content
+    assert "x\u02cb @everyone <@123>" in (replies[0].content or "")  # shown, inside `…`
+
+
+async def test_a_notice_never_passes_discords_2000_characters(stack: Stack) -> None:
+    typed = ",".join(f"unknown{i}{'z' * 40}" for i in range(120))
+    reply = await random_reply(stack, channel_max=Rating.SFW, categories=typed)
+    assert_ephemeral_notice(reply)
+    assert len(reply.content or "") <= 2000
+    assert payload_problems(reply.payload()) == []

@@ -88,6 +88,17 @@ _UUID_RE = re.compile(
 )
 
 
+def _is_text(value: object) -> bool:
+    """A ``str`` that can go in a URL: no lone surrogates (a bad decode can leave them)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _escape_like(name: str) -> str:
     """``name`` with the ``LIKE`` wildcards ``%`` and ``_`` (and the escape ``\\``) escaped."""
     return "".join(f"\\{ch}" if ch in "\\%_" else ch for ch in name)
@@ -219,7 +230,7 @@ class NekosClient(PacedClient):
 
     @staticmethod
     def _check_search(search: str, kind: str, endpoint: str) -> str:
-        if not isinstance(search, str):
+        if not _is_text(search):
             raise InvalidParameter(f"search must be text, got {search!r}", endpoint=endpoint)
         pattern = search_pattern(search)
         longest = SEARCH_MAX_LENGTH[kind]
@@ -321,7 +332,7 @@ class NekosClient(PacedClient):
         items = categories.split(",") if isinstance(categories, str) else list(categories)
         names: list[str] = []
         for item in items:
-            if not isinstance(item, str):
+            if not _is_text(item):
                 raise InvalidParameter(
                     f"category names must be text, got {item!r}", endpoint=endpoint
                 )
