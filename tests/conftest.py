@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import settings
 
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
@@ -13,6 +15,12 @@ from tests.fakes.nekos_api import FakeNekosAPI
 from tests.pg_service import pg_database, pytest_runtest_setup  # noqa: F401
 from tests.redis_service import private_redis, redis_prefix, redis_url  # noqa: F401 (fixtures)
 from tests.store_backends import backend_url  # noqa: F401  (a fixture: each store backend's URL)
+
+# CI replays the same examples every run (a red CI is then always the code's, never the draw's);
+# a developer's runs keep exploring new ones, and the failures they find stay in .hypothesis/.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI", "").lower() == "true":
+    settings.load_profile("ci")
 
 
 @pytest.fixture
