@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import math
 import time
 
 import pytest
@@ -81,6 +82,23 @@ async def test_spacing_holds_across_bursts_separated_by_idle_time(clock: FakeClo
     before = clock()
     await pacer.acquire()
     assert clock() == before  # idle long enough: no wait
+
+
+async def test_members_idle_time_counts_from_their_last_start_and_ignores_background(
+    clock: FakeClock,
+) -> None:
+    pacer = make_pacer(clock, interval=1.0, margin=0.1)
+    assert pacer.members_idle_for() == math.inf  # nothing started yet
+    await pacer.acquire(SHARED)
+    clock.advance(2.0)
+    await pacer.acquire(BACKGROUND)  # a prefetch or a scheduled post is not a member
+    clock.advance(1.0)
+    assert pacer.members_idle_for() == pytest.approx(3.0)
+    waiting = asyncio.create_task(pacer.acquire(INTERACTIVE))
+    await asyncio.sleep(0)
+    assert pacer.members_idle_for() == 0.0  # a member is waiting now
+    await waiting
+    assert pacer.members_idle_for() == 0.0
 
 
 async def test_background_waits_for_every_queued_interactive_request(clock: FakeClock) -> None:

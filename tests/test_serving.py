@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -116,12 +117,16 @@ class FakeRandomSource:
 
 
 class FakeEstimator:
-    def __init__(self, wait: float = 0.0, queue_length: int = 0) -> None:
+    def __init__(self, wait: float = 0.0, queue_length: int = 0, idle: float = math.inf) -> None:
         self.wait = wait
         self.queue_length = queue_length
+        self.idle = idle
 
     def estimated_wait(self) -> float:
         return self.wait
+
+    def members_idle_for(self) -> float:
+        return 0.0 if self.queue_length else self.idle
 
 
 def make_pool(
@@ -555,6 +560,24 @@ async def test_a_background_fetch_waits_while_members_wait_on_the_pacer() -> Non
 
     estimator.queue_length = 0
     await pool.prefetch_once()  # the pool's tick starts it once they are served
+
+    assert (await post).status is ServeStatus.FULL
+    assert [(c.categories, c.priority) for c in source.calls] == [(("cat",), BACKGROUND)]
+
+
+async def test_a_background_fetch_waits_until_members_have_been_idle_a_while() -> None:
+    # Near saturation a slot taken the moment nobody waits still holds back the next member:
+    # a scheduled post's fetch waits until no member's request started for background_idle.
+    source = FakeRandomSource()
+    estimator = FakeEstimator(idle=1.0)
+    pool = make_pool(source, estimator=estimator, background_idle=3.0)
+    post = asyncio.create_task(pool.take(background_req(categories=["cat"])))
+    await settle()
+    await pool.prefetch_once()
+    assert source.calls == []
+
+    estimator.idle = 3.5
+    await pool.prefetch_once()
 
     assert (await post).status is ServeStatus.FULL
     assert [(c.categories, c.priority) for c in source.calls] == [(("cat",), BACKGROUND)]

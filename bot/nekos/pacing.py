@@ -155,6 +155,10 @@ class RequestPacer(Protocol):
         """Adopt the rate limit the token's ``api:ratelimit:*`` scopes grant."""
         ...
 
+    def members_idle_for(self) -> float:
+        """Seconds since a request members wait on last started (0 while one waits)."""
+        ...
+
     def state(self) -> PacerState:
         """A snapshot for health reports."""
         ...
@@ -287,6 +291,7 @@ class Pacer:
         self._queues: dict[Priority, deque[_Ticket]] = {p: deque() for p in Priority}
         self._last_start: float | None = None
         self._last_priority: Priority | None = None
+        self._last_member_start: float | None = None
         self._recent_grants: deque[Priority] = deque(maxlen=RECENT_GRANTS)
         self._hold_until = -math.inf
         self._blocked_until: float | None = None
@@ -355,6 +360,16 @@ class Pacer:
     def queue_length(self) -> int:
         """Requests waiting for their turn right now."""
         return sum(len(q) for q in self._queues.values())
+
+    def members_idle_for(self) -> float:
+        """Seconds since a request members wait on (SHARED or INTERACTIVE) last started here;
+        0 while one waits (here, or in another process sharing the budget)."""
+        now = self._clock()
+        if self._queues[SHARED] or self._queues[INTERACTIVE] or self._others(now):
+            return 0.0
+        if self._last_member_start is None:
+            return math.inf
+        return max(0.0, now - self._last_member_start)
 
     @property
     def strikes_in_window(self) -> int:
@@ -451,6 +466,8 @@ class Pacer:
                     granted = True
                     self._last_start = now
                     self._last_priority = priority
+                    if priority is not BACKGROUND:
+                        self._last_member_start = now
                     self._recent_grants.append(priority)
                     self._started += 1
                     return

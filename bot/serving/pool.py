@@ -183,6 +183,10 @@ class PoolSettings:
     from a classifier that errs)."""
     background_patience: float = 20.0
     """Seconds a background request waits for upstream at most (then it settles)."""
+    background_idle: float = 3.0
+    """A background request's fetch starts only once no member's request has started upstream
+    for this long: near saturation, a slot taken "while nobody waits" still holds back the
+    member who arrives just after."""
     prefetch_target: int = 25
     """Images kept in stock for each hot category set."""
     prefetch_interval: float = 1.0
@@ -776,8 +780,13 @@ class ImagePool:
         fetch of their own at a time, at background priority, so they never hold a slot a
         member could use.
         """
+        estimator = self._estimator
         busy = bool(self._member_keys) or (
-            self._estimator is not None and self._estimator.queue_length > 0
+            estimator is not None
+            and (
+                estimator.queue_length > 0
+                or estimator.members_idle_for() < self._settings.background_idle
+            )
         )
         for background, flights, limit in (
             (False, self._in_flight, self._settings.max_concurrent_fetches),

@@ -97,3 +97,7 @@ class WaitEstimator(Protocol):
     def estimated_wait(self) -> float:
         """Seconds an interactive request made now would wait before it starts."""
         ...
+
+    def members_idle_for(self) -> float:
+        """Seconds since a request members wait on last started (0 while one waits)."""
+        ...
