@@ -458,6 +458,41 @@ async def test_background_request_is_served_from_stock_without_a_call() -> None:
     assert len(source.calls) == 1
 
 
+async def test_a_scheduled_post_takes_images_members_used_up_before_fresh_stock() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, max_uses=1)
+    shown = (await pool.take(req(guild=1, channel=10, count=3))).images  # 22 left in stock
+
+    post = await pool.take(background_req(guild=2, channel=20, count=3))
+
+    assert {image.id for image in post.images} == {image.id for image in shown}
+    assert pool.stock() == 22  # what members can still have is untouched
+    assert len(source.calls) == 1
+
+
+async def test_a_scheduled_post_never_repeats_in_its_channel_what_members_used_up_there() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, max_uses=1)
+    shown = (await pool.take(req(guild=1, channel=10, count=3))).images
+
+    post = await pool.take(background_req(guild=1, channel=10, count=3))
+
+    assert post.status is ServeStatus.FULL
+    assert not {image.id for image in post.images} & {image.id for image in shown}
+    assert pool.stock() == 19
+
+
+async def test_members_never_get_images_they_used_up_back_from_scheduled_posts() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, max_uses=1)
+    shown = (await pool.take(req(guild=1, channel=10, count=3))).images
+    await pool.take(background_req(guild=2, channel=20, count=3))
+
+    later = await pool.take(req(guild=3, channel=30, count=10))
+
+    assert not {image.id for image in later.images} & {image.id for image in shown}
+
+
 async def test_a_fetch_only_background_requests_wait_on_goes_at_background_priority() -> None:
     source = FakeRandomSource()
     pool = make_pool(source)
@@ -928,6 +963,17 @@ async def test_prefetch_tops_up_a_hot_category_set_at_background_priority() -> N
     assert pool.stock(["catgirl"]) >= 40
     assert await pool.prefetch_once() is False
     assert pool.metrics().prefetch_calls == 1
+
+
+async def test_sets_only_scheduled_posts_ask_for_are_not_prefetched() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, prefetch_target=40, hot_threshold=2)
+    for guild in range(1, 5):
+        await pool.take(background_req(guild=guild, channel=guild * 10, categories=["catgirl"]))
+    calls = len(source.calls)
+
+    assert await pool.prefetch_once() is False
+    assert len(source.calls) == calls
 
 
 async def test_cold_category_set_is_not_prefetched() -> None:

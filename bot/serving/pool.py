@@ -24,16 +24,19 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   nothing is answered "nothing matched" at once instead of costing three more slots. While
   other sets wait for upstream, a request that already holds some images settles for them
   (``partial_when_busy``) rather than taking more slots.
-* **Background requests** — a request marked ``background`` (a scheduled post) is served from
-  stock like any other, but what it waits for is fetched at background priority, never in a
+* **Background requests** — a request marked ``background`` (a scheduled post) is served first
+  from images members have used ``max_uses`` times (kept until they expire, never given to
+  members again), then from stock like any other, so posts leave members' stock alone; what it
+  waits for is fetched at background priority, never in a
   member's fetch slot, and only while no member waits on upstream (the pool or the pacer): near
   the upstream's limit even one slot taken from members shows in their tail latency. Members are
   dealt a batch's images first. One that waited ``background_patience`` seconds settles for what
   it has. A member who asks for a set a background fetch is under way for gets a fetch of their
   own at once, at members' priority: a coalesced wait never holds a member at background
   priority.
-* **Prefetch** — category sets in recent demand are topped up to ``prefetch_target`` images at
-  background priority, only while no member waits on the pool or the pacer.
+* **Prefetch** — category sets in recent demand from members (scheduled posts do not count) are
+  topped up to ``prefetch_target`` images at background priority, only while no member waits on
+  the pool or the pacer.
 
 Everything is in-process; :class:`ImageServer` is the interface a shared (e.g. Redis) pool can
 implement later.
@@ -377,6 +380,8 @@ class ImagePool:
         self._sleep = sleep
 
         self._entries: dict[str, _Entry] = {}
+        self._spent: OrderedDict[str, _Entry] = OrderedDict()
+        """Images members used ``max_uses`` times, kept (oldest first) for background requests."""
         self._deadlines: list[tuple[float, int, str]] = []  # a heap, stale items skipped lazily
         self._history: OrderedDict[int, dict[str, None]] = OrderedDict()
         self._queues: dict[Hashable, deque[_Waiter]] = {}
@@ -408,8 +413,15 @@ class ImagePool:
         now = self._clock()
         self._purge(now)
         self._counters.requests += 1
-        self._note_demand(request.categories, now)
-        reserved = self._pick(request, request.count, now, self._entries.values())
+        if not request.background:
+            # Prefetch is for members: sets only scheduled posts ask for never become "hot",
+            # or their top-ups would spend slots near saturation that members then wait for.
+            self._note_demand(request.categories, now)
+        reserved = []
+        if request.background:
+            # Scheduled posts first take what members have used up, then fresh stock.
+            reserved = self._pick(request, request.count, now, self._spent.values(), spent=True)
+        reserved += self._pick(request, request.count - len(reserved), now, self._entries.values())
         images = [entry.image for entry in reserved]
         if len(images) == request.count:
             self._counters.pool_hits += 1
@@ -620,6 +632,11 @@ class ImagePool:
         self._counters.evicted += len(victims)
 
     def _purge(self, now: float) -> None:
+        while self._spent:
+            oldest = next(iter(self._spent.values()))
+            if oldest.deadline > now:
+                break  # roughly in deadline order; _pick skips any later one that expired
+            self._spent.popitem(last=False)
         while self._deadlines and self._deadlines[0][0] <= now:
             deadline, seq, image_id = heapq.heappop(self._deadlines)
             entry = self._entries.get(image_id)
@@ -670,8 +687,10 @@ class ImagePool:
         candidates: Iterable[_Entry],
         *,
         reserve: bool = True,
+        spent: bool = False,
     ) -> list[_Entry]:
-        """Up to ``wanted`` entries whose images ``request`` may show.
+        """Up to ``wanted`` entries whose images ``request`` may show (``spent``: candidates
+        used up by members, which only background requests may take).
 
         Unused images the request's guild has not had go first; failing those, images new to
         the guild, then the least used. The scan starts at a random place and stops as soon as
@@ -686,7 +705,7 @@ class ImagePool:
         min_rating, max_rating = request.min_rating, request.max_rating
         history = self._history.get(request.channel_key)
         shown: dict[str, None] | tuple[()] = history if history is not None else ()
-        max_uses = self._settings.max_uses
+        max_uses = math.inf if spent else self._settings.max_uses
         later: dict[tuple[bool, int], list[_Entry]] = {}
         start = self._rng.randrange(len(pool))
         for e in itertools.chain(pool[start:], pool[:start]):
@@ -738,8 +757,21 @@ class ImagePool:
         history[entry.image.id] = None
         while len(history) > self._settings.repeat_window:
             del history[next(iter(history))]
-        if entry.uses >= self._settings.max_uses:
-            del self._entries[entry.image.id]
+        used_up = entry.uses >= self._settings.max_uses
+        # Used up by members: kept for scheduled posts (one a post used up is not).
+        if (
+            used_up
+            and self._entries.pop(entry.image.id, None) is not None
+            and not request.background
+        ):
+            self._keep_spent(entry)
+
+    def _keep_spent(self, entry: _Entry) -> None:
+        """Keep an image members used up for scheduled posts, which then cost members no stock:
+        near the upstream's limit every image a post took from members was a later call."""
+        self._spent[entry.image.id] = entry
+        while len(self._spent) > self._settings.capacity:
+            self._spent.popitem(last=False)
 
     def _release(self, entries: Iterable[_Entry], request: ImageRequest) -> None:
         """Undo reservations of images that were never shown; used-up entries come back."""
@@ -756,6 +788,9 @@ class ImagePool:
                 else:
                     entry.audiences[request.audience] = held - 1
                 entry.uses -= 1
+            if entry.uses >= self._settings.max_uses:
+                continue  # a spent image (taken by a background request) stays spent
+            self._spent.pop(image_id, None)
             if image_id not in self._entries and entry.deadline > now:
                 self._entries[image_id] = entry
                 heapq.heappush(self._deadlines, (entry.deadline, entry.seq, image_id))
