@@ -15,7 +15,7 @@ in-process, as before.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -43,12 +43,20 @@ class SharedServing:
 
     link: RedisLink
     lookups: SharedLookups
+    _cooldowns: list[SharedCooldown] = field(default_factory=list)
 
     def cooldown(self, local: Cooldown) -> SharedCooldown:
         """A member cooldown shared through Redis, ``local`` answering while Redis cannot."""
         from .cooldown import SharedCooldown
 
-        return SharedCooldown(self.link, local)
+        cooldown = SharedCooldown(self.link, local)
+        self._cooldowns.append(cooldown)
+        return cooldown
+
+    @property
+    def cooldown_fallbacks(self) -> int:
+        """Cooldown checks and refunds answered in-process because Redis was unreachable."""
+        return sum(c.counts.fallbacks for c in self._cooldowns)
 
     async def close(self) -> None:
         await self.link.close()
