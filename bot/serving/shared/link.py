@@ -69,13 +69,19 @@ class RedisLink:
         timeout: float = SOCKET_TIMEOUT,
         retry_after: float = RETRY_AFTER,
     ) -> RedisLink:
-        """A link on a new client for ``url`` that fails fast (short timeouts, no retries)."""
+        """A link on a new client for ``url`` that fails fast: short timeouts, one retry.
+
+        The one retry (at once, on a fresh connection) covers the pooled connection a Redis
+        restart broke; a server that is really gone fails within two timeouts.
+        """
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
         client = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry_on_timeout=False,
-            health_check_interval=0,
+            retry=Retry(NoBackoff(), 1),
         )
         return cls(client, prefix=prefix, location=location, retry_after=retry_after)
 
