@@ -6,7 +6,10 @@ against one fake Nekos API (v1; no per-IP limit, the processes' shared budget pa
 ``--rate`` requests/s through one data folder, as on one host):
 
 * ``redis`` — ``REDIS_URL`` set: the lookup cache and the cooldown are shared;
-* ``local`` — no ``REDIS_URL``: each process caches and counts alone (today's bot).
+* ``local`` — no ``REDIS_URL``: each process caches and counts alone (today's bot);
+* ``restart`` — the failure drill: like ``redis`` on a private ``redis-server``, killed
+  (``kill -9``) once a third of the distinct lookups reached the API and started again
+  ``--down`` seconds later.
 
 Each worker, released together with the others, asks for the same ``--distinct`` lookups (a
 third images, a third artists, a third characters by id; its own shuffled order, 8 at a time),
@@ -14,7 +17,8 @@ so every lookup is asked in every process. Then it times ``--checks`` cooldown c
 members). Printed per variant: lookups asked, upstream calls the fake received for them,
 p50 / p99 lookup time (ms, over every process's lookups), the time until the slowest process had
 all its answers, the lookups answered from Redis and those that waited for another process's
-call; the cooldown check's median and p99 (µs).
+call, those made alone while Redis was unreachable and the lookups that failed (an error a
+member would see); the cooldown check's median and p99 (µs).
 
     .venv/bin/python -m bench.cluster_lookups [--processes 3] [--distinct 60] [--quick]
 """
@@ -25,6 +29,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -38,7 +43,7 @@ from dotenv import dotenv_values
 
 from bot.budget import open_budget
 from bot.config import Settings, settings_from_mapping
-from bot.nekos.errors import NekosError
+from bot.nekos.errors import NekosError, NotFound
 from bot.serving import CachedLookups, Cooldown, LookupSettings
 from bot.serving.assembly import make_api, make_lookups
 from bot.serving.cooldown import MemberCooldown
@@ -47,13 +52,13 @@ from tests.bot_process import REPO_ROOT, child_environment
 from tests.cli_fleet import preview_settings, write_env
 from tests.fakes.dataset import generate_dataset
 from tests.fakes.nekos_api import FakeNekosAPI
-from tests.redis_service import delete_prefix
+from tests.redis_service import PrivateRedis, delete_prefix
 
 from .common import configure_logging, figure
 from .discord_harness import percentile
 from .shared_budget import DEFAULT_REDIS
 
-VARIANTS = ("redis", "local")
+VARIANTS = ("redis", "local", "restart")
 CONCURRENCY = 8
 """Lookups a worker has under way at once."""
 KINDS = ("image", "artist", "character")
@@ -62,7 +67,8 @@ KINDS = ("image", "artist", "character")
 # ---------------------------------------------------------------------- one worker process
 
 
-async def ask(lookups: CachedLookups, kind: str, key: str) -> None:
+async def ask(lookups: CachedLookups, kind: str, key: str) -> bool:
+    """Whether the lookup was answered (found, or honestly not found)."""
     try:
         if kind == "image":
             await lookups.image(key)
@@ -70,8 +76,11 @@ async def ask(lookups: CachedLookups, kind: str, key: str) -> None:
             await lookups.artist(key)
         else:
             await lookups.character(key)
+    except NotFound:
+        return True
     except NekosError:
-        pass  # counted like any answer: the time is what a member would wait
+        return False
+    return True
 
 
 async def time_cooldown(cooldown: MemberCooldown, checks: int) -> list[float]:
@@ -105,11 +114,14 @@ async def worker(settings: Settings, plan: list[list[str]], seed: int, checks: i
 
             gate = asyncio.Semaphore(CONCURRENCY)
             times: list[float] = []
+            failed = 0
 
             async def one(kind: str, key: str) -> None:
+                nonlocal failed
                 async with gate:
                     started = time.perf_counter()
-                    await ask(lookups, kind, key)
+                    if not await ask(lookups, kind, key):
+                        failed += 1
                     times.append(time.perf_counter() - started)
 
             started = time.perf_counter()
@@ -125,6 +137,7 @@ async def worker(settings: Settings, plan: list[list[str]], seed: int, checks: i
             {
                 "times": times,
                 "elapsed": elapsed,
+                "failed": failed,
                 "cooldown": cooldown_times,
                 "shared_hits": metrics.shared_hits,
                 "shared_waits": metrics.shared_waits,
@@ -176,7 +189,17 @@ async def run_variant(
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     folder = tmp / variant
     extra = {"NEKOS_API_RATE": str(args.rate), "LOG_LEVEL": "ERROR"}
-    if variant == "redis":
+    server: PrivateRedis | None = None
+    if variant == "restart":
+        binary = shutil.which("redis-server")
+        if binary is None:
+            print("cluster_lookups restart: skipped (redis-server is not installed)", flush=True)
+            return
+        (folder / "redis").mkdir(parents=True)
+        server = PrivateRedis(binary, folder / "redis")
+        await server.start()
+        redis_url = server.url
+    if variant != "local":
         extra |= {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix}
     env_file = write_env(folder / "worker.env", preview_settings(fake, folder, **extra))
     plan = lookup_plan(fake, args.distinct)
@@ -195,11 +218,18 @@ async def run_variant(
         assert process.stdin is not None
         process.stdin.write(b"go\n")
         await process.stdin.drain()
+    drill = None
+    if server is not None:
+        drill = asyncio.create_task(restart(server, fake, before + len(plan) // 3, args.down))
     results = []
     for process in workers:
         out, _ = await process.communicate()
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
-    if variant == "redis":
+    if drill is not None:
+        await drill
+    if server is not None:
+        await server.kill()
+    elif variant == "redis":
         await delete_prefix(redis_url, prefix)
     upstream = len([r for r in fake.api_requests if is_lookup(r.path)]) - before
     times = [t for result in results for t in result["times"]]
@@ -218,10 +248,20 @@ async def run_variant(
             "from_redis": sum(r["shared_hits"] for r in results),
             "waited_for_another": sum(r["shared_waits"] for r in results),
             "fallbacks": sum(r["fallbacks"] for r in results),
+            "failed": sum(r["failed"] for r in results),
             "cooldown_median": f"{1e6 * statistics.median(checks):.0f}us",
             "cooldown_p99": f"{1e6 * percentile(checks, 0.99):.0f}us",
         },
     )
+
+
+async def restart(server: PrivateRedis, fake: FakeNekosAPI, after: int, down: float) -> None:
+    """Kill Redis once ``after`` lookups reached the API; start it again ``down`` s later."""
+    while len([r for r in fake.api_requests if is_lookup(r.path)]) < after:  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+    await server.kill()
+    await asyncio.sleep(down)
+    await server.start()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -239,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="upstream requests/s (shared)")
     parser.add_argument("--checks", type=int, default=2000, help="cooldown checks per process")
     parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--down", type=float, default=2.0, help="seconds Redis stays killed")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--quick", action="store_true", help="a small, fast run (smoke test)")
     parser.add_argument("--verbose", action="store_true")
