@@ -283,6 +283,7 @@ async def test_a_404_is_remembered_for_every_process(cluster: Cluster) -> None:
         await b.image("missing")
     assert in_b.value.message == in_a.value.message == "Image not found"
     assert cluster.source.requests == ["/image/missing"]
+    assert b.metrics().shared_hits == 1
 
 
 async def test_an_image_is_not_served_from_redis_past_its_url_deadline(cluster: Cluster) -> None:

@@ -28,7 +28,14 @@ from bot.nekos.search import RawPattern
 from .caching import Clock, Coalescer, TTLCache
 from .protocols import LookupSource, WaitEstimator
 
-__all__ = ["CachedLookups", "KindCounts", "LookupMetrics", "LookupSettings", "SharedTier"]
+__all__ = [
+    "CachedLookups",
+    "KindCounts",
+    "LookupMetrics",
+    "LookupSettings",
+    "SharedNotFound",
+    "SharedTier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,10 @@ class _HasId(Protocol):
 
 
 T_Item = TypeVar("T_Item", bound=_HasId)
+
+
+class SharedNotFound(NotFound):
+    """A 404 another process got, answered from the shared tier (counted as a shared hit)."""
 
 
 class SharedTier(Protocol):
@@ -58,7 +69,7 @@ class SharedTier(Protocol):
         background: bool,
     ) -> tuple[V, float | None]:
         """The answer (``load()``'s, or another process's) and, when it was shared, the seconds
-        it has left there; ``NotFound`` for a 404."""
+        it has left there; ``NotFound`` for a 404 (:class:`SharedNotFound` when shared)."""
         ...
 
     @property
@@ -232,6 +243,8 @@ class _CachedKind(Generic[K, V]):
                     background=background,
                 )
         except NotFound as exc:
+            if isinstance(exc, SharedNotFound):
+                self.shared_hits += 1
             self._counters.not_found += 1
             self._cache.set(key, _Absent(exc.message, exc.endpoint), self._settings.not_found_ttl)
             raise

@@ -31,6 +31,7 @@ from typing import TypeVar
 
 from bot.nekos.errors import NotFound
 
+from ..lookups import SharedNotFound
 from .codec import CodecError, NotFoundValue, decode, encode
 from .link import RedisLink, SharedUnavailable
 
@@ -175,7 +176,7 @@ class SharedLookups:
                     return await self._own(keys, "", load, lifetime, not_found_ttl, kind)
                 self.counts.hits[kind] = self.counts.hits.get(kind, 0) + 1
                 if isinstance(value, NotFoundValue):
-                    raise NotFound(value.message, status=404, endpoint=value.endpoint)
+                    raise SharedNotFound(value.message, status=404, endpoint=value.endpoint)
                 return value, max(0.0, int(reply[2]) / 1000)
             if state == 2:
                 if waited:
