@@ -32,6 +32,8 @@ from .replies import Replies
 from .responding import measure_command
 from .serving import CachedLookups, Cooldown, ImagePool, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
+from .serving.cooldown import MemberCooldown
+from .serving.shared import SharedServing, open_shared
 from .sharding import IdentifyGate, identify_ledgers, owned_by
 from .store import SettingsStore, ShardFilter, StoreError, open_store
 from .sync import CommandSyncState, sync_if_changed
@@ -64,7 +66,7 @@ class NekosBot(commands.AutoShardedBot):
     lookups: CachedLookups
     catalog: Catalog
     replies: Replies
-    cooldown: Cooldown
+    cooldown: MemberCooldown
     button_handler: ButtonHandler | None
     departures: Departures
 
@@ -112,6 +114,8 @@ class NekosBot(commands.AutoShardedBot):
         self._guild_total: tuple[float, int] | None = None
         self.poster: Poster | None = None
         """Scheduled posts of this process's shards (started in ``setup_hook``)."""
+        self.shared: SharedServing | None = None
+        """Lookups and cooldowns shared with the other processes (``REDIS_URL``)."""
 
     # ------------------------------------------------------------------ start-up
 
@@ -141,7 +145,10 @@ class NekosBot(commands.AutoShardedBot):
         self.departures = Departures(self.store, is_member=lambda g: self.get_guild(g) is not None)
 
         self.policy = content_policy(settings)
-        self.lookups = make_lookups(self.nekos)
+        # With REDIS_URL, lookups and cooldowns are shared by every process (else in-process).
+        self.shared = open_shared(settings)
+        shared = self.shared
+        self.lookups = make_lookups(self.nekos, shared=shared.lookups if shared else None)
         lookups = self.lookups
         self.catalog = Catalog(
             CatalogSource(
@@ -164,7 +171,8 @@ class NekosBot(commands.AutoShardedBot):
             policy=self.policy,
             observe=self.catalog.note_images,
         )
-        self.cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
+        cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
+        self.cooldown = shared.cooldown(cooldown) if shared else cooldown
         self.replies = Replies(
             pool=self.pool,
             lookups=self.lookups,
@@ -419,6 +427,8 @@ class NekosBot(commands.AutoShardedBot):
             await self._http_session.close()
         if self.budget is not None:
             await self.budget.close()
+        if self.shared is not None:
+            await self.shared.close()
         if self._identify_gate is not None:
             await self._identify_gate.close()
         if hasattr(self, "departures"):

@@ -20,6 +20,7 @@ from .nekos.models import Artist, Character, Rating
 from .replies import Replies, Reply, error_reply
 from .serving import CachedLookups, PoolSettings
 from .serving.assembly import content_policy, make_api, make_lookups, make_pool
+from .serving.shared import SharedServing, open_shared
 
 __all__ = ["PreviewOptions", "render_preview"]
 
@@ -96,39 +97,50 @@ async def render_preview(settings: Settings, options: PreviewOptions) -> dict[st
     # The same request budget as the running bot's: a preview never adds to its 429s.
     async with open_budget(settings) as budget, budget.session() as session:
         client = make_api(settings, session=session, budget=budget)
-        async with client:
-            lookups = make_lookups(client)
-            policy = content_policy(settings)
-            # Artists and characters are found by API search here, not from a loaded catalogue.
-            catalog = Catalog(
-                CatalogSource(lookups.category_list, _no_artists, _no_characters),
-                uses_tags=client.capabilities.has_tags,
-                policy=policy,
-            )
-            pool = make_pool(
-                client,
-                PoolSettings(max_attempts=settings.rare_request_attempts),
-                policy=policy,
-                rng=random.Random(0),  # a preview is reproducible
-                observe=catalog.note_images,
-            )
-            replies = Replies(
-                pool=pool,
-                lookups=lookups,
-                catalog=catalog,
-                api=client,
-                refusals=RefusalCounter(),
-                delivery="link",
-                api_version=_api_version(client),
-                # No artist list is loaded here: an artist given by id is looked up, however long.
-                artist_name_wait=None,
-                policy=policy,
-            )
-            if options.kind == "category" and catalog.uses_tags:
-                # Tags are learned from images: one batch (what the bot does at start-up).
-                await pool.warm()
-            try:
-                reply = await _reply(replies, catalog, lookups, options)
-            except NekosError as exc:
-                reply = error_reply(exc)
-            return reply.payload()
+        shared = open_shared(settings)  # the running bot's shared lookups, with REDIS_URL
+        try:
+            async with client:
+                return await _preview(client, settings, options, shared)
+        finally:
+            if shared is not None:
+                await shared.close()
+
+
+async def _preview(
+    client: NekosApi, settings: Settings, options: PreviewOptions, shared: SharedServing | None
+) -> dict[str, Any]:
+    lookups = make_lookups(client, shared=shared.lookups if shared else None)
+    policy = content_policy(settings)
+    # Artists and characters are found by API search here, not from a loaded catalogue.
+    catalog = Catalog(
+        CatalogSource(lookups.category_list, _no_artists, _no_characters),
+        uses_tags=client.capabilities.has_tags,
+        policy=policy,
+    )
+    pool = make_pool(
+        client,
+        PoolSettings(max_attempts=settings.rare_request_attempts),
+        policy=policy,
+        rng=random.Random(0),  # a preview is reproducible
+        observe=catalog.note_images,
+    )
+    replies = Replies(
+        pool=pool,
+        lookups=lookups,
+        catalog=catalog,
+        api=client,
+        refusals=RefusalCounter(),
+        delivery="link",
+        api_version=_api_version(client),
+        # No artist list is loaded here: an artist given by id is looked up, however long.
+        artist_name_wait=None,
+        policy=policy,
+    )
+    if options.kind == "category" and catalog.uses_tags:
+        # Tags are learned from images: one batch (what the bot does at start-up).
+        await pool.warm()
+    try:
+        reply = await _reply(replies, catalog, lookups, options)
+    except NekosError as exc:
+        reply = error_reply(exc)
+    return reply.payload()

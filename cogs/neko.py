@@ -77,7 +77,7 @@ class Neko(commands.Cog):
     async def _cooled_down(self, interaction: discord.Interaction[Any]) -> bool:
         """True (and the member told) when they are over their cooldown; else a use is taken,
         to be given back by :meth:`_charged` unless the command counts."""
-        wait = self.bot.cooldown.check(interaction.user.id)
+        wait = await self.bot.cooldown.take(interaction.user.id)
         if wait is None:
             return False
         await send_reply(
@@ -100,10 +100,10 @@ class Neko(commands.Cog):
             try:
                 reply = await work()
             except BaseException:
-                self.bot.cooldown.refund(user_id)
+                await self.bot.cooldown.give_back(user_id)
                 raise
             if not reply.charge:
-                self.bot.cooldown.refund(user_id)
+                await self.bot.cooldown.give_back(user_id)
             return reply
 
         return run

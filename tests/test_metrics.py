@@ -103,7 +103,9 @@ def half_started_bot() -> NekosBot:
         raise RuntimeError("pool not ready")
 
     lookups = SimpleNamespace(
-        metrics=lambda: SimpleNamespace(kinds=(), listed=0, coalesced=0, shed=0)
+        metrics=lambda: SimpleNamespace(
+            kinds=(), listed=0, coalesced=0, shed=0, shared_waits=0, shared_fallbacks=0
+        )
     )
     return cast(
         NekosBot,
@@ -114,6 +116,7 @@ def half_started_bot() -> NekosBot:
             shards={},
             guilds=[],
             budget=None,
+            shared=None,
             store=None,
             settings=settings_from_mapping({}),
             nekos=SimpleNamespace(pacer=SimpleNamespace(state=broken)),

@@ -220,6 +220,7 @@ class _BotCollector:
             ("lookups", self._lookups),
             ("gateway", self._gateway),
             ("budget", self._budget),
+            ("shared", self._shared),
             ("services", self._services),
         ):
             yield from self._guarded(name, part)
@@ -288,12 +289,14 @@ class _BotCollector:
         lookups = self._bot.lookups.metrics()
         cache = CounterMetricFamily(
             "nekos_bot_lookup_cache",
-            "Lookups (image, artist, stats, …) answered from the cache (hit) or not (miss).",
-            labels=[*_CONST, "kind", "result"],
+            "Lookups (image, artist, stats, …) answered from a cache (hit; tier local: this "
+            "process's, shared: Redis, another process's call) or not (miss).",
+            labels=[*_CONST, "kind", "result", "tier"],
         )
         for kind in lookups.kinds:
-            cache.add_metric([*self._const, kind.kind, "hit"], kind.hits)
-            cache.add_metric([*self._const, kind.kind, "miss"], kind.misses)
+            cache.add_metric([*self._const, kind.kind, "hit", "local"], kind.hits)
+            cache.add_metric([*self._const, kind.kind, "hit", "shared"], kind.shared_hits)
+            cache.add_metric([*self._const, kind.kind, "miss", ""], kind.misses - kind.shared_hits)
         yield cache
         for name, doc, value in (
             (
@@ -310,6 +313,16 @@ class _BotCollector:
                 "busy",
                 'Member lookups answered "busy, try again" instead of waiting long for the API.',
                 lookups.shed,
+            ),
+            (
+                "shared_waits",
+                "Lookups that waited for the same lookup under way in another process (Redis).",
+                lookups.shared_waits,
+            ),
+            (
+                "shared_fallbacks",
+                "Lookups made by this process alone because Redis was unreachable.",
+                lookups.shared_fallbacks,
             ),
         ):
             yield self._counter(f"nekos_bot_lookup_{name}", doc, value)
@@ -370,12 +383,21 @@ class _BotCollector:
             modes.add_metric([*self._const, each], 1 if each == mode else 0)
         yield modes
 
+    def _shared(self) -> Iterator[Metric]:
+        shared = self._bot.shared
+        yield self._counter(
+            "nekos_bot_cooldown_shared_fallbacks",
+            "Cooldown checks and refunds answered in-process because Redis was unreachable.",
+            shared.cooldown_fallbacks if shared is not None else 0,
+        )
+
     def _services(self) -> Iterator[Metric]:
         bot = self._bot
         services = GaugeMetricFamily(
             "nekos_bot_shared_service_up",
             "Shared services as this process last saw them (1 reachable, 0 not): postgresql "
-            "(its change-feed connection, pinged), redis (the request budget's link).",
+            "(its change-feed connection, pinged), redis (the request budget's link), "
+            "redis_serving (the shared lookups' and cooldowns' link).",
             labels=[*_CONST, "service"],
         )
         if isinstance(bot.store, PostgresSettingsStore):
@@ -383,4 +405,6 @@ class _BotCollector:
         if bot.settings.redis_url is not None and bot.budget is not None:
             up = bot.budget.ledger.health().mode == "redis"
             services.add_metric([*self._const, "redis"], 1 if up else 0)
+        if bot.shared is not None:
+            services.add_metric([*self._const, "redis_serving"], 1 if bot.shared.link.up else 0)
         yield services

@@ -18,7 +18,7 @@ from bot.nekos.errors import NotFound
 from bot.nekos.models import Artist, Category, Character, Image, Page, Stats
 from bot.nekos.pacing import Priority
 
-from .lookups import CachedLookups, LookupSettings
+from .lookups import CachedLookups, LookupSettings, SharedTier
 from .pool import ImagePool, PoolSettings
 from .protocols import LookupSource
 
@@ -141,8 +141,17 @@ class ImagesOnlyLookups:
         return Page(items=())
 
 
-def make_lookups(client: NekosApi, settings: LookupSettings | None = None) -> CachedLookups:
-    """Cached, coalesced lookups; a member's lookup that would queue too long is shed."""
+def make_lookups(
+    client: NekosApi,
+    settings: LookupSettings | None = None,
+    *,
+    shared: SharedTier | None = None,
+) -> CachedLookups:
+    """Cached, coalesced lookups; a member's lookup that would queue too long is shed.
+
+    ``shared`` (``bot.serving.shared.open_shared``, with ``REDIS_URL``) puts the cache shared by
+    every process under this process's own: answers and in-flight calls are shared.
+    """
     source: LookupSource = client if isinstance(client, NekosClient) else ImagesOnlyLookups(client)
     return CachedLookups(
         source,
@@ -150,4 +159,5 @@ def make_lookups(client: NekosApi, settings: LookupSettings | None = None) -> Ca
         background_priority=Priority.BACKGROUND,
         settings=settings,
         estimator=client.pacer,
+        shared=shared,
     )

@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
+from typing import Protocol
 
 from .caching import Clock
 
-__all__ = ["Cooldown"]
+__all__ = ["Cooldown", "MemberCooldown"]
+
+
+class MemberCooldown(Protocol):
+    """What the commands ask of a cooldown: this process's :class:`Cooldown`, or the one shared
+    through Redis (:class:`~bot.serving.shared.cooldown.SharedCooldown`)."""
+
+    async def take(self, user_id: int) -> float | None:
+        """Take a use: ``None`` if allowed, else the seconds until the next is allowed."""
+        ...
+
+    async def give_back(self, user_id: int) -> None:
+        """Give back the member's latest use (the command it let through did not count)."""
+        ...
+
+    async def wait_for(self, user_id: int) -> float | None:
+        """The wait before the member's next use, taking nothing (``None``: allowed now)."""
+        ...
 
 
 class Cooldown:
@@ -79,6 +97,17 @@ class Cooldown:
         uses = self._uses.get(user_id)
         if uses:
             uses.pop()
+
+    # The asynchronous face (MemberCooldown), shared with the Redis cooldown; nothing awaits.
+
+    async def take(self, user_id: int) -> float | None:
+        return self.check(user_id)
+
+    async def give_back(self, user_id: int) -> None:
+        self.refund(user_id)
+
+    async def wait_for(self, user_id: int) -> float | None:
+        return self.retry_after(user_id)
 
     def reset(self, user_id: int) -> None:
         """Forget ``user_id``'s recent uses."""

@@ -28,7 +28,14 @@ from bot.nekos.search import RawPattern
 from .caching import Clock, Coalescer, TTLCache
 from .protocols import LookupSource, WaitEstimator
 
-__all__ = ["CachedLookups", "KindCounts", "LookupMetrics", "LookupSettings"]
+__all__ = [
+    "CachedLookups",
+    "KindCounts",
+    "LookupMetrics",
+    "LookupSettings",
+    "SharedNotFound",
+    "SharedTier",
+]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,38 @@ class _HasId(Protocol):
 
 
 T_Item = TypeVar("T_Item", bound=_HasId)
+
+
+class SharedNotFound(NotFound):
+    """A 404 another process got, answered from the shared tier (counted as a shared hit)."""
+
+
+class SharedTier(Protocol):
+    """A cache shared by processes under the in-process one (Redis: ``bot.serving.shared``)."""
+
+    async def fetch(
+        self,
+        kind: str,
+        key: Hashable,
+        load: Callable[[], Awaitable[V]],
+        *,
+        lifetime: Callable[[V], float],
+        not_found_ttl: float,
+        background: bool,
+    ) -> tuple[V, float | None]:
+        """The answer (``load()``'s, or another process's) and, when it was shared, the seconds
+        it has left there; ``NotFound`` for a 404 (:class:`SharedNotFound` when shared)."""
+        ...
+
+    @property
+    def waits(self) -> int:
+        """Lookups that waited for the same lookup under way in another process."""
+        ...
+
+    @property
+    def fallbacks(self) -> int:
+        """Lookups made in this process alone because the shared tier was unreachable."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +119,8 @@ class KindCounts:
     kind: str
     hits: int
     misses: int
+    shared_hits: int = 0
+    """Misses here answered by the shared tier (another process's call) instead of upstream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +138,12 @@ class LookupMetrics:
     """Character and artist lookups answered from the full lists, at no upstream cost."""
     kinds: tuple[KindCounts, ...] = ()
     """``hits`` and ``misses`` per kind of lookup (image, artist, stats, …)."""
+    shared_hits: int = 0
+    """Misses here answered from the shared tier (Redis), not upstream."""
+    shared_waits: int = 0
+    """Misses that waited for the same lookup under way in another process (coalesced)."""
+    shared_fallbacks: int = 0
+    """Lookups made by this process alone because the shared tier was unreachable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,25 +177,36 @@ class _CachedKind(Generic[K, V]):
         counters: _Counters,
         load: Callable[[K, Any], Awaitable[V]],
         lifetime: Callable[[V], float] | None = None,
+        *,
+        adopt: Callable[[V], None] | None = None,
+        shared: SharedTier | None = None,
     ) -> None:
         self.kind = kind
         self.hits = 0
         self.misses = 0
+        self.shared_hits = 0
         self._settings = settings
         self._cache: TTLCache[K, V | _Absent] = TTLCache(settings.max_entries, ttl, clock=clock)
         self.coalescer: Coalescer[tuple[K, bool], V] = Coalescer()
         self._counters = counters
         self._load = load
         self._lifetime = lifetime
+        self._adopt = adopt
+        self._shared = shared
 
     def cached(self, key: K) -> V | None:
         """The live cached value for ``key`` (a remembered 404 counts as none)."""
         cached = self._cache.get(key)
         return None if isinstance(cached, _Absent) else cached
 
-    def put(self, key: K, value: V) -> None:
-        """Cache ``value`` as if it had just been loaded."""
-        self._cache.set(key, value, None if self._lifetime is None else self._lifetime(value))
+    def lifetime(self, value: V) -> float:
+        """Seconds ``value`` may be cached (a signed URL's deadline may shorten it)."""
+        return self._cache.ttl if self._lifetime is None else self._lifetime(value)
+
+    def put(self, key: K, value: V, ttl: float | None = None) -> None:
+        """Cache ``value`` as if it had just been loaded (for at most ``ttl`` seconds)."""
+        lifetime = self.lifetime(value)
+        self._cache.set(key, value, lifetime if ttl is None else min(ttl, lifetime))
 
     async def get(self, key: K, priority: Any, *, background: bool) -> V:
         cached = self._cache.get(key)
@@ -168,16 +226,33 @@ class _CachedKind(Generic[K, V]):
                 False,
             )
         )
-        return await self.coalescer.run(flight, lambda: self._fetch(key, priority))
+        return await self.coalescer.run(flight, lambda: self._fetch(key, priority, background))
 
-    async def _fetch(self, key: K, priority: Any) -> V:
+    async def _fetch(self, key: K, priority: Any, background: bool) -> V:
+        shared_ttl: float | None = None
         try:
-            value = await self._load(key, priority)
+            if self._shared is None:
+                value = await self._load(key, priority)
+            else:
+                value, shared_ttl = await self._shared.fetch(
+                    self.kind,
+                    key,
+                    lambda: self._load(key, priority),
+                    lifetime=self.lifetime,
+                    not_found_ttl=self._settings.not_found_ttl,
+                    background=background,
+                )
         except NotFound as exc:
+            if isinstance(exc, SharedNotFound):
+                self.shared_hits += 1
             self._counters.not_found += 1
             self._cache.set(key, _Absent(exc.message, exc.endpoint), self._settings.not_found_ttl)
             raise
-        self.put(key, value)
+        if shared_ttl is not None:
+            self.shared_hits += 1
+        self.put(key, value, shared_ttl)
+        if self._adopt is not None:
+            self._adopt(value)
         return value
 
     def clear(self) -> None:
@@ -201,8 +276,10 @@ class CachedLookups:
         estimator: WaitEstimator | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
+        shared: SharedTier | None = None,
     ) -> None:
         self._source = source
+        self._shared = shared
         self._estimator = estimator
         self._interactive = interactive_priority
         self._background = background_priority
@@ -218,9 +295,10 @@ class CachedLookups:
             c,
             self._admitted(self._load_image),
             self._image_lifetime,
+            shared=shared,
         )
         self._artists: _CachedKind[str, Artist] = _CachedKind(
-            "artist", s, s.artist_ttl, clock, c, self._admitted(self._load_artist)
+            "artist", s, s.artist_ttl, clock, c, self._admitted(self._load_artist), shared=shared
         )
         self._artist_pages: _CachedKind[tuple[str, int, int], Page[Image]] = _CachedKind(
             "artist_images",
@@ -230,27 +308,66 @@ class CachedLookups:
             c,
             self._admitted(self._load_artist_images),
             self._page_lifetime,
+            shared=shared,
         )
         self._characters: _CachedKind[str, Character] = _CachedKind(
-            "character", s, s.character_ttl, clock, c, self._admitted(self._load_character)
+            "character",
+            s,
+            s.character_ttl,
+            clock,
+            c,
+            self._admitted(self._load_character),
+            shared=shared,
         )
         self._category_list: _CachedKind[str, tuple[Category, ...]] = _CachedKind(
-            "category_list", s, s.list_ttl, clock, c, self._admitted(self._load_category_list)
+            "category_list",
+            s,
+            s.list_ttl,
+            clock,
+            c,
+            self._admitted(self._load_category_list),
+            shared=shared,
         )
         self._artist_list: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
-            "artist_list", s, s.list_ttl, clock, c, self._admitted(self._load_artist_list)
+            "artist_list",
+            s,
+            s.list_ttl,
+            clock,
+            c,
+            self._admitted(self._load_artist_list),
+            adopt=self._adopt_artists,
+            shared=shared,
         )
         self._character_list: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
-            "character_list", s, s.list_ttl, clock, c, self._admitted(self._load_character_list)
+            "character_list",
+            s,
+            s.list_ttl,
+            clock,
+            c,
+            self._admitted(self._load_character_list),
+            adopt=self._adopt_characters,
+            shared=shared,
         )
         self._stats: _CachedKind[str, Stats] = _CachedKind(
-            "stats", s, s.stats_ttl, clock, c, self._admitted(self._load_stats)
+            "stats", s, s.stats_ttl, clock, c, self._admitted(self._load_stats), shared=shared
         )
         self._artist_searches: _CachedKind[str, tuple[Artist, ...]] = _CachedKind(
-            "artist_search", s, s.search_ttl, clock, c, self._admitted(self._search_artists)
+            "artist_search",
+            s,
+            s.search_ttl,
+            clock,
+            c,
+            self._admitted(self._search_artists),
+            shared=shared,
         )
         self._character_searches: _CachedKind[str, tuple[Character, ...]] = _CachedKind(
-            "character_search", s, s.search_ttl, clock, c, self._admitted(self._search_characters)
+            "character_search",
+            s,
+            s.search_ttl,
+            clock,
+            c,
+            self._admitted(self._search_characters),
+            shared=shared,
         )
         self._kinds: tuple[_CachedKind[Any, Any], ...] = (
             self._images,
@@ -342,14 +459,22 @@ class CachedLookups:
             self._category_list.put("", tuple(categories))
         if artists is not None:
             self._artist_list.put("", tuple(artists))
-            self._listed_artists = {a.id.lower(): a for a in artists if a.name}
+            self._adopt_artists(artists)
         if characters is not None:
             self._character_list.put("", tuple(characters))
-            self._listed_characters = {c.id.lower(): c for c in characters}
+            self._adopt_characters(characters)
+
+    def _adopt_artists(self, artists: Sequence[Artist]) -> None:
+        """Answer artist lookups from this list (however it was loaded: here, or shared)."""
+        self._listed_artists = {a.id.lower(): a for a in artists if a.name}
+
+    def _adopt_characters(self, characters: Sequence[Character]) -> None:
+        self._listed_characters = {c.id.lower(): c for c in characters}
 
     def metrics(self) -> LookupMetrics:
         """Counters since start-up."""
         c = self._counters
+        shared = self._shared
         return LookupMetrics(
             hits=sum(kind.hits for kind in self._kinds),
             misses=sum(kind.misses for kind in self._kinds),
@@ -358,7 +483,10 @@ class CachedLookups:
             not_found=c.not_found,
             shed=c.shed,
             listed=c.listed,
-            kinds=tuple(KindCounts(k.kind, k.hits, k.misses) for k in self._kinds),
+            kinds=tuple(KindCounts(k.kind, k.hits, k.misses, k.shared_hits) for k in self._kinds),
+            shared_hits=sum(kind.shared_hits for kind in self._kinds),
+            shared_waits=shared.waits if shared is not None else 0,
+            shared_fallbacks=shared.fallbacks if shared is not None else 0,
         )
 
     def clear(self) -> None:
@@ -449,14 +577,10 @@ class CachedLookups:
         return await self._all_pages(self._source.categories, priority, "/category")
 
     async def _load_artist_list(self, _: str, priority: Any) -> tuple[Artist, ...]:
-        artists = await self._all_pages(self._source.artists, priority, "/artist")
-        self.prime(artists=artists)
-        return artists
+        return await self._all_pages(self._source.artists, priority, "/artist")
 
     async def _load_character_list(self, _: str, priority: Any) -> tuple[Character, ...]:
-        characters = await self._all_pages(self._source.characters, priority, "/character")
-        self.prime(characters=characters)
-        return characters
+        return await self._all_pages(self._source.characters, priority, "/character")
 
     async def _all_pages(
         self,
