@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import math
@@ -1012,6 +1013,24 @@ async def test_prefetch_waits_while_a_member_waits_on_the_pacer_or_the_pool() ->
     assert all(call.priority == INTERACTIVE for call in source.calls)
     source.gate.set()
     await member
+
+
+async def test_a_scheduled_post_waiting_for_a_quiet_moment_does_not_stop_prefetch() -> None:
+    estimator = FakeEstimator(idle=0.5)  # members used the upstream half a second ago
+    source = FakeRandomSource()
+    pool = make_pool(source, estimator=estimator, prefetch_target=40, hot_threshold=2)
+    await pool.take(req(guild=1, categories=["catgirl"]))
+    await pool.take(req(guild=2, channel=20, categories=["catgirl"]))
+    post = asyncio.create_task(pool.take(background_req(guild=3, channel=30, categories=["rare"])))
+    await settle()
+    assert [call.categories for call in source.calls] == [("catgirl",)]  # the post still waits
+
+    assert await pool.prefetch_once() is True
+    assert source.calls[-1].categories == ("catgirl",)
+    assert pool.stock(["catgirl"]) >= 40
+    post.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await post
 
 
 async def test_prefetch_backs_off_a_set_whose_fetch_brought_nothing() -> None:

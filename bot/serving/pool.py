@@ -537,12 +537,15 @@ class ImagePool:
     async def prefetch_once(self) -> bool:
         """Top up the hottest category set that is short of stock; return whether a call was made.
 
-        Does nothing while a member waits on the pool or on the pacer. Also the pool's tick for
+        Does nothing while a member waits on the pool or on the pacer (a waiting scheduled post
+        does not count). Also the pool's tick for
         background requests: their fetches start here once members are served, and those that
         ran out of patience settle.
         """
         self._tend_background()
-        if self._queues or (self._estimator is not None and self._estimator.queue_length > 0):
+        # Only members hold prefetch back: a scheduled post waiting (up to its patience) for a
+        # quiet moment must not stop the top-ups members' next commands are served from.
+        if self._member_keys or (self._estimator is not None and self._estimator.queue_length > 0):
             return False
         now = self._clock()
         self._purge(now)
