@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -40,6 +40,9 @@ from .sync import CommandSyncState, sync_if_changed
 from .views import ButtonHandler, dynamic_items
 
 __all__ = ["EXTENSIONS", "NekosBot"]
+
+if TYPE_CHECKING:  # imported only with REDIS_URL
+    from .serving.cluster import SharedPool
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ class NekosBot(commands.AutoShardedBot):
         """Scheduled posts of this process's shards (started in ``setup_hook``)."""
         self.shared: SharedServing | None = None
         """Lookups and cooldowns shared with the other processes (``REDIS_URL``)."""
+        self.cluster: SharedPool | None = None
+        """With ``REDIS_URL``: the random-image pool's shared part (batches, queue, claims)."""
 
     # ------------------------------------------------------------------ start-up
 
@@ -160,6 +165,15 @@ class NekosBot(commands.AutoShardedBot):
             policy=self.policy,
         )
         max_expiry = self.nekos.token_details.max_expiry if self.nekos.token_details else None
+        if settings.redis_url is not None:
+            # Imported only when configured: a bot without Redis never loads the client.
+            from .serving.cluster import open_shared_pool
+
+            self.cluster = open_shared_pool(
+                settings.redis_url.reveal(),
+                prefix=settings.redis_key_prefix,
+                owner=self.budget.owner,
+            )
         self.pool = make_pool(
             self.nekos,
             PoolSettings(
@@ -170,7 +184,10 @@ class NekosBot(commands.AutoShardedBot):
             ),
             policy=self.policy,
             observe=self.catalog.note_images,
+            cluster=self.cluster,
         )
+        if self.cluster is not None:
+            self.cluster.start()  # the pool's calls wait on the feed: started even for `sync`
         cooldown = Cooldown(settings.cooldown_uses, settings.cooldown_seconds)
         self.cooldown = shared.cooldown(cooldown) if shared else cooldown
         self.replies = Replies(
@@ -420,6 +437,8 @@ class NekosBot(commands.AutoShardedBot):
         for name in ("catalog", "pool", "lookups"):
             if hasattr(self, name):
                 await getattr(self, name).stop()
+        if self.cluster is not None:
+            await self.cluster.close()
         await super().close()
         if hasattr(self, "nekos"):
             await self.nekos.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -20,7 +20,10 @@ from bot.nekos.pacing import Priority
 
 from .lookups import CachedLookups, LookupSettings, SharedTier
 from .pool import ImagePool, PoolSettings
-from .protocols import LookupSource
+from .protocols import LookupSource, RandomImageSource
+
+if TYPE_CHECKING:  # imported only with REDIS_URL (bot.core)
+    from .cluster import SharedPool
 
 __all__ = ["ImagesOnlyLookups", "content_policy", "make_api", "make_lookups", "make_pool"]
 
@@ -66,12 +69,16 @@ def make_pool(
     policy: ContentPolicy = DEFAULT_POLICY,
     rng: random.Random | None = None,
     observe: Callable[[Sequence[Image]], None] | None = None,
+    cluster: SharedPool | None = None,
 ) -> ImagePool:
     """The random-image pool; its member-driven batches go ahead of single-member lookups.
 
     What the API can do shapes each call: the largest batch it gives, and (v4) asking only for
     the ratings the waiting requests may show, never above the policy's ceiling, with sfw calls
     leaving out tags that say otherwise. ``observe`` sees every batch (the tag catalogue).
+    With ``cluster`` (``REDIS_URL``) the pool shares batches, use counts and channel windows with
+    every process, and its calls go through the shared work queue; start the cluster's feed and
+    fetcher with ``cluster.start()``.
     """
     caps = client.capabilities
     tuned = dataclasses.replace(
@@ -81,15 +88,23 @@ def make_pool(
         upstream_max_rating=policy.ceiling(caps.has_characters),
         sfw_exclude_tags=tuple(sorted(policy.not_sfw_tags)) if caps.tag_exclusion else (),
     )
-    return ImagePool(
-        client,
+    source: RandomImageSource = client
+    if cluster is not None:
+        source = cluster.shared_source(client, background_priority=Priority.BACKGROUND)
+    pool = ImagePool(
+        source,
         interactive_priority=Priority.SHARED,  # one batch feeds many members
         background_priority=Priority.BACKGROUND,
         settings=tuned,
         estimator=client.pacer,
         rng=rng,
         observe=observe,
+        claims=cluster.claims(tuned) if cluster is not None else None,
+        fetch_slots=cluster.fetch_slots if cluster is not None else None,
     )
+    if cluster is not None:
+        cluster.attach(pool, client, client.pacer, background_idle=tuned.background_idle)
+    return pool
 
 
 class ImagesOnlyLookups:

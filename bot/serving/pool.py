@@ -38,14 +38,18 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   topped up to ``prefetch_target`` images at background priority, only while no member waits on
   the pool or the pacer.
 
-Everything is in-process; :class:`ImageServer` is the interface a shared (e.g. Redis) pool can
-implement later.
+Everything is in-process by default. Three hooks let a cluster share the pool through Redis
+(``bot/serving/cluster``) without changing the rules above: the ``source`` may be a shared work
+queue; ``claims`` confirms each image a request is about to show against cluster-wide use counts
+and channel windows (refused ones are dropped and the request served again); :meth:`ImagePool.offer`
+takes batches other processes fetched; ``fetch_slots`` says how many fetches may be in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import heapq
 import itertools
@@ -62,7 +66,7 @@ from bot.nekos.errors import NotFound
 from bot.nekos.models import Image, Rating
 
 from .caching import Clock
-from .protocols import RandomImageSource, WaitEstimator
+from .protocols import ClaimVerdict, ImageClaims, RandomImageSource, WaitEstimator
 
 __all__ = [
     "MAX_BATCH_SIZE",
@@ -368,8 +372,12 @@ class ImagePool:
         rng: random.Random | None = None,
         sleep: Sleep = asyncio.sleep,
         observe: Callable[[Sequence[Image]], None] | None = None,
+        claims: ImageClaims | None = None,
+        fetch_slots: Callable[[], int] | None = None,
     ) -> None:
         self._source = source
+        self._claims = claims
+        self._fetch_slots = fetch_slots
         self._observe = observe
         self._interactive = interactive_priority
         self._background = background_priority
@@ -409,7 +417,70 @@ class ImagePool:
         Raises the upstream error (a :class:`~bot.nekos.errors.NekosError`, e.g. ``BadRequest``
         for an unknown category) only when it has no image to give; with some images the result
         is PARTIAL and carries the error. Cancelling the call returns its images to the pool.
+        With ``claims``, every image is confirmed before it is given; refused ones are dropped
+        and the shortfall served again (at most ``max_attempts`` rounds).
         """
+        result = await self._take_local(request)
+        if self._claims is None or not result.images:
+            return result
+        return await self._confirmed(request, result)
+
+    async def _confirmed(self, request: ImageRequest, result: ServeResult) -> ServeResult:
+        """Keep the images ``claims`` grants; serve the shortfall again from stock/upstream."""
+        assert self._claims is not None
+        kept: list[Image] = []
+        calls = result.upstream_calls
+        last = result
+        for _ in range(self._settings.max_attempts):
+            try:
+                verdicts = await self._claims.claim(request, last.images)
+            except Exception:  # a shared store that fails must not cost the member the images
+                log.exception("image claims failed; serving without them")
+                verdicts = [ClaimVerdict.GRANTED] * len(last.images)
+            refused = 0
+            for image, verdict in zip(last.images, verdicts, strict=True):
+                if verdict is ClaimVerdict.GRANTED:
+                    kept.append(image)
+                else:
+                    refused += 1
+                    self._refused(image, request, verdict)
+            self._counters.images_served -= refused
+            short = request.count - len(kept)
+            if not refused or short <= 0 or last.status is not ServeStatus.FULL:
+                break
+            last = await self._take_local(dataclasses.replace(request, count=short))
+            calls += last.upstream_calls
+            if not last.images:
+                break
+        if len(kept) == request.count:
+            status = ServeStatus.FULL
+        else:
+            status = ServeStatus.PARTIAL if kept else ServeStatus.NOTHING_MATCHED
+        return ServeResult(tuple(kept), status, calls, last.error)
+
+    def _refused(self, image: Image, request: ImageRequest, verdict: ClaimVerdict) -> None:
+        """Another process showed ``image`` in this channel, or used it up: never pick it again
+        for this channel (or at all)."""
+        if verdict is ClaimVerdict.USED_UP:
+            entry = self._entries.pop(image.id, None)
+            if entry is not None and not request.background:
+                self._keep_spent(entry)  # used up elsewhere: still good for scheduled posts
+        else:
+            self._remember_shown(request.channel_key, image.id)
+
+    def offer(self, images: Sequence[Image]) -> int:
+        """Pool a batch another process fetched and deal it to waiting requests (members
+        first); return how many images were pooled."""
+        if self._observe is not None and images:
+            self._observe(images)
+        now = self._clock()
+        self._purge(now)
+        batch = self._add(images, now)
+        self._deal(batch, now)
+        self._schedule()
+        return len(batch)
+
+    async def _take_local(self, request: ImageRequest) -> ServeResult:
         now = self._clock()
         self._purge(now)
         self._counters.requests += 1
@@ -750,16 +821,7 @@ class ImagePool:
     def _reserve(self, entry: _Entry, request: ImageRequest) -> None:
         entry.uses += 1
         entry.audiences[request.audience] = entry.audiences.get(request.audience, 0) + 1
-        history = self._history.get(request.channel_key)
-        if history is None:
-            history = self._history[request.channel_key] = {}
-            if len(self._history) > self._settings.max_tracked_channels:
-                self._history.popitem(last=False)
-        else:
-            self._history.move_to_end(request.channel_key)
-        history[entry.image.id] = None
-        while len(history) > self._settings.repeat_window:
-            del history[next(iter(history))]
+        self._remember_shown(request.channel_key, entry.image.id)
         used_up = entry.uses >= self._settings.max_uses
         # Used up by members: kept for scheduled posts (one a post used up is not).
         if (
@@ -775,6 +837,18 @@ class ImagePool:
         self._spent[entry.image.id] = entry
         while len(self._spent) > self._settings.capacity:
             self._spent.popitem(last=False)
+
+    def _remember_shown(self, channel_key: int, image_id: str) -> None:
+        history = self._history.get(channel_key)
+        if history is None:
+            history = self._history[channel_key] = {}
+            if len(self._history) > self._settings.max_tracked_channels:
+                self._history.popitem(last=False)
+        else:
+            self._history.move_to_end(channel_key)
+        history[image_id] = None
+        while len(history) > self._settings.repeat_window:
+            del history[next(iter(history))]
 
     def _release(self, entries: Iterable[_Entry], request: ImageRequest) -> None:
         """Undo reservations of images that were never shown; used-up entries come back."""
@@ -826,8 +900,11 @@ class ImagePool:
                 or estimator.members_idle_for() < self._settings.background_idle
             )
         )
+        slots = self._settings.max_concurrent_fetches
+        if self._fetch_slots is not None:
+            slots = max(slots, self._fetch_slots())
         for background, flights, limit in (
-            (False, self._in_flight, self._settings.max_concurrent_fetches),
+            (False, self._in_flight, slots),
             (True, self._background_flights, 0 if busy else 1),
         ):
             while len(flights) < limit:

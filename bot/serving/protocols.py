@@ -8,12 +8,16 @@ so the serving layer never depends on the pacer's enum.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.nekos.models import Artist, Category, Character, Image, Page, Rating, Stats
 
-__all__ = ["LookupSource", "RandomImageSource", "WaitEstimator"]
+if TYPE_CHECKING:
+    from .pool import ImageRequest
+
+__all__ = ["ClaimVerdict", "ImageClaims", "LookupSource", "RandomImageSource", "WaitEstimator"]
 
 
 class RandomImageSource(Protocol):
@@ -100,4 +104,23 @@ class WaitEstimator(Protocol):
 
     def members_idle_for(self) -> float:
         """Seconds since a request members wait on last started (0 while one waits)."""
+        ...
+
+
+class ClaimVerdict(enum.Enum):
+    """What a shared claim store says about one image a request is about to show."""
+
+    GRANTED = "granted"
+    """Counted: show it."""
+    SEEN = "seen"
+    """Shown in this channel within its no-repeat window (by some process)."""
+    USED_UP = "used_up"
+    """Already served ``max_uses`` requests (across processes)."""
+
+
+class ImageClaims(Protocol):
+    """Cluster-wide use counts and no-repeat windows (the pool keeps its own in-process)."""
+
+    async def claim(self, request: ImageRequest, images: Sequence[Image]) -> Sequence[ClaimVerdict]:
+        """One verdict per image, in order; granted ones are counted at once (atomically)."""
         ...
