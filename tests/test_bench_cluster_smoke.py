@@ -14,7 +14,8 @@ import pytest
 from bench import cluster
 
 FIELDS = (
-    r"processes=(?P<processes>\d) ips=\d burst_calls=(?P<burst>\d+) rare_served_30s=\d+/\d+ rare_other=\S+ "
+    r"processes=(?P<processes>\d) ips=\d burst_calls=(?P<burst>\d+) "
+    r"rare_served_30s=\d+/\d+ rare_other=\S+ "
     r"fresh_per_s=\d+\.\d random_calls_per_ip=\S+ 429s_per_ip=(?P<r429>\S+) "
     r"peak_rss_mib=[\d/]+ redis_mem=\S+$"
 )
