@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -39,6 +41,7 @@ from bot.nekos.pacing import Priority
 from bot.serving.cluster import SharedPool, open_shared_pool
 from bot.serving.cluster.codec import image_from_json, image_to_json, images_from_text
 from bot.serving.pool import ImagePool, ImageRequest, PoolSettings, ServeStatus
+from tests.bot_process import REPO_ROOT, child_environment
 from tests.redis_service import PrivateRedis
 
 pytestmark = pytest.mark.timeout(60)
@@ -354,3 +357,19 @@ async def test_redis_restarted_mid_use_pools_serve_alone_then_share_again(
     assert shared.status is ServeStatus.FULL
     assert shared.upstream_calls == 0
     assert calls(a, b) == before + 1
+
+
+def test_without_redis_the_bot_loads_nothing_of_the_shared_pool() -> None:
+    code = (
+        "import sys, bot.core, bot.serving.assembly; "
+        "print([m for m in ('redis', 'bot.serving.cluster') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env=child_environment(),
+    )
+    assert done.stdout.strip() == "[]", done.stderr
