@@ -107,12 +107,13 @@ class FakePacer:
 
     wait: float = 0.0
     queue_length: int = 0
+    idle: float = 1000.0
 
     def estimated_wait(self) -> float:
         return self.wait
 
     def members_idle_for(self) -> float:
-        return 1000.0
+        return self.idle
 
 
 @dataclass
@@ -357,6 +358,26 @@ async def test_redis_restarted_mid_use_pools_serve_alone_then_share_again(
     assert shared.status is ServeStatus.FULL
     assert shared.upstream_calls == 0
     assert calls(a, b) == before + 1
+
+
+async def test_background_work_waits_until_members_have_been_idle(procs: Any) -> None:
+    only = await procs("only", pacer=FakePacer(idle=0.0))
+    post = ImageRequest(
+        guild_key=9,
+        channel_key=9,
+        user_id=9,
+        categories=frozenset({"sky"}),
+        max_rating=Rating.SFW,
+        accept=lambda _image: True,
+        background=True,
+    )
+    scheduled = asyncio.create_task(only.pool.take(post))
+    member = await only.pool.take(ask("neko"))
+    assert member.status is ServeStatus.FULL
+    assert only.source.calls == [("neko",)]  # the post's job waits in the queue
+    only.pacer.idle = 1000.0  # members idle: the fetcher may take background work now
+    assert (await scheduled).status is ServeStatus.FULL
+    assert only.source.calls == [("neko",), ("sky",)]
 
 
 def test_without_redis_the_bot_loads_nothing_of_the_shared_pool() -> None:
