@@ -68,17 +68,20 @@ CATEGORIES = (
     "catgirl", "foxgirl", "wolfgirl", "bunny girl", "kemonomimi", "maid", "elf", "vampire",
     "long hair", "white hair", "smile", "blush", "beach", "city", "night", "forest", "sky",
 )  # fmt: skip
-RARE_TAGS = tuple(f"tag {n}" for n in range(33, 150))
+FULL_CATEGORIES, QUICK_CATEGORIES = 150, 45
 PAIR_WITH = ("wolfgirl", "maid", "bunny girl", "sky", "night", "city", "white hair")
-"""(a): half the commands ask for one of ``RARE_TAGS`` (~250 sfw images each), half for one of
-them with one of these (7-10% of images: ~20 images a pair): most sets are asked for too rarely
-to be in stock, so each needs a call of its own."""
+"""(a): half the commands ask for one of the generic ``tag N`` categories (~250 sfw images each
+in the full run), half for one of them with one of these (7-10% of images: ~20 images a pair):
+most sets are asked for too rarely to be in stock, so each needs a call of its own."""
 
 
-def big_dataset() -> Dataset:
-    """Large enough that the fresh-image phase rarely draws an image twice; 150 categories, so
-    the generic ones (``tag 33`` … ``tag 149``, ~250 sfw images each) make rare sets."""
-    return generate_dataset(images=30000, categories=150)
+def big_dataset(categories: int, quick: bool) -> Dataset:
+    """Large enough that the fresh-image phase rarely draws an image twice; the generic
+    categories (``tag 33`` …, ~250 sfw images each in the full run) make rare sets. ``quick``:
+    small lists, so start-up (the catalogue's pages at 1 request/s) is short."""
+    if quick:
+        return generate_dataset(images=5000, categories=categories, artists=25, characters=25)
+    return generate_dataset(images=30000, categories=categories)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +162,15 @@ async def phase_shared(run: Run, burst: int) -> int:
     return random_calls(run.api, since)
 
 
-async def phase_rare(run: Run, rate: float, seconds: float, rng: random.Random) -> Counter[str]:
+async def phase_rare(
+    run: Run, rate: float, seconds: float, rng: random.Random, categories: int
+) -> Counter[str]:
+    rare_tags = [f"tag {n}" for n in range(33, categories)]
     total = max(1, round(rate * seconds))
     options = [
-        {"categories": rng.choice(RARE_TAGS)}
+        {"categories": rng.choice(rare_tags)}
         if rng.random() < 1 / 2
-        else {"categories": f"{rng.choice(PAIR_WITH)}, {rng.choice(RARE_TAGS)}"}
+        else {"categories": f"{rng.choice(PAIR_WITH)}, {rng.choice(rare_tags)}"}
         for _ in range(total)
     ]
     records = await send_at_rate(run, rate, seconds, options)
@@ -258,9 +264,13 @@ async def run_variant(
     prefix = f"bench:{uuid.uuid4().hex[:8]}:"
     rng = random.Random(11)
     shards = variant.processes
+    categories = QUICK_CATEGORIES if args.quick else FULL_CATEGORIES
+    quiet = 1.0 if args.quick else 2.0
     async with (
         DiscordEmulator(token=DISCORD_TOKEN, shards=shards, max_concurrency=1) as emu,
-        FakeNekosAPI(big_dataset(), rate_limit=(1, 1.0), strikes_before_block=10) as api,
+        FakeNekosAPI(
+            big_dataset(categories, args.quick), rate_limit=(1, 1.0), strikes_before_block=10
+        ) as api,
         FinalWatcher(emu) as watcher,
     ):
         seats = build_world(emu, args.channels, 1, shards=shards)
@@ -283,11 +293,11 @@ async def run_variant(
                 env |= {"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix}
             envs.append(env)
         async with bots(run, envs, folder):
-            await wait_settled(api)
+            await wait_settled(api, quiet)
             shared_calls = await phase_shared(run, args.burst)
-            await wait_settled(api)
-            rare = await phase_rare(run, args.rate, args.seconds, rng)
-            await wait_settled(api)  # the rare backlog drained: (b) starts from an idle upstream
+            await wait_settled(api, quiet)
+            rare = await phase_rare(run, args.rate, args.seconds, rng, categories)
+            await wait_settled(api, quiet)  # the rare backlog drained: (b) from an idle upstream
             fresh = await phase_fresh(run, args.fresh_seconds, args.warmup)
             memory = await redis_memory(redis_url, prefix) if variant.redis and redis_url else "-"
         if variant.redis and redis_url:
@@ -360,8 +370,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.channels, args.rate, args.seconds = 6, 3.0, 4.0
-        args.fresh_seconds, args.warmup, args.burst = 3.0, 1.0, 10
+        args.channels, args.rate, args.seconds = 6, 2.0, 2.0
+        args.fresh_seconds, args.warmup, args.burst = 2.0, 0.5, 10
     configure_logging(args.verbose)
     asyncio.run(run(args))
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -39,6 +41,7 @@ from bot.nekos.pacing import Priority
 from bot.serving.cluster import SharedPool, open_shared_pool
 from bot.serving.cluster.codec import image_from_json, image_to_json, images_from_text
 from bot.serving.pool import ImagePool, ImageRequest, PoolSettings, ServeStatus
+from tests.bot_process import REPO_ROOT, child_environment
 from tests.redis_service import PrivateRedis
 
 pytestmark = pytest.mark.timeout(60)
@@ -104,12 +107,13 @@ class FakePacer:
 
     wait: float = 0.0
     queue_length: int = 0
+    idle: float = 1000.0
 
     def estimated_wait(self) -> float:
         return self.wait
 
     def members_idle_for(self) -> float:
-        return 1000.0
+        return self.idle
 
 
 @dataclass
@@ -374,3 +378,39 @@ async def test_redis_restarted_mid_use_pools_serve_alone_then_share_again(
     assert shared.status is ServeStatus.FULL
     assert shared.upstream_calls == 0
     assert calls(a, b) == before + 1
+
+
+async def test_background_work_waits_until_members_have_been_idle(procs: Any) -> None:
+    only = await procs("only", pacer=FakePacer(idle=0.0))
+    post = ImageRequest(
+        guild_key=9,
+        channel_key=9,
+        user_id=9,
+        categories=frozenset({"sky"}),
+        max_rating=Rating.SFW,
+        accept=lambda _image: True,
+        background=True,
+    )
+    scheduled = asyncio.create_task(only.pool.take(post))
+    member = await only.pool.take(ask("neko"))
+    assert member.status is ServeStatus.FULL
+    assert only.source.calls == [("neko",)]  # the post's job waits in the queue
+    only.pacer.idle = 1000.0  # members idle: the fetcher may take background work now
+    assert (await scheduled).status is ServeStatus.FULL
+    assert only.source.calls == [("neko",), ("sky",)]
+
+
+def test_without_redis_the_bot_loads_nothing_of_the_shared_pool() -> None:
+    code = (
+        "import sys, bot.core, bot.serving.assembly; "
+        "print([m for m in ('redis', 'bot.serving.cluster') if m in sys.modules])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+        env=child_environment(),
+    )
+    assert done.stdout.strip() == "[]", done.stderr
