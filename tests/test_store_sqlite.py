@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -56,6 +57,23 @@ async def test_parent_directory_is_created(tmp_path: Path) -> None:
 async def test_database_uses_wal_journal(store: SettingsStore, db_path: Path) -> None:
     with _raw(db_path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path: Path) -> None:
+    # Several shard processes started together on one data folder (each store has a connection
+    # and a thread of its own, as in separate processes).
+    # The race is narrow (about 1 open in 500 failed before): several fresh files, 16 each.
+    for attempt in range(10):
+        path = tmp_path / f"settings-{attempt}.db"
+        stores = [SqliteSettingsStore(path) for _ in range(16)]
+        try:
+            await asyncio.gather(*(store.open() for store in stores))
+            await stores[0].set_channel_override(1, 10, Rating.NSFW, 5)
+            seen = await stores[-1].get_guild_settings(1)
+            assert seen.configured_max(10) is Rating.NSFW
+        finally:
+            for store in stores:
+                await store.close()
 
 
 async def test_unopenable_path_raises_store_error(tmp_path: Path) -> None:

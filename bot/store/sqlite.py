@@ -103,6 +103,26 @@ async def _fetchone(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = 
         return await cursor.fetchone()
 
 
+
+async def _wal_mode(db: aiosqlite.Connection) -> str:
+    """Switch to WAL mode (once per file) and say the mode now in force.
+
+    Several processes opening a new file at once: the switch needs the file to itself, and
+    SQLite answers "database is locked" at once rather than waiting its busy timeout; so retry
+    for up to the busy timeout (WAL then stays set in the file, and later openers find it).
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            row = await _fetchone(db, "PRAGMA journal_mode")
+            if row is None or str(row[0]).lower() != "wal":
+                row = await _fetchone(db, "PRAGMA journal_mode = WAL")
+            return str(row[0]).lower() if row is not None else "?"
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
+
 class _SqliteTx(Tx):
     """:class:`Tx` on an aiosqlite connection."""
 
@@ -219,8 +239,7 @@ class SqliteSettingsStore(SqlSettingsStore):
                 raise StoreError(f"cannot open settings database {self._path!r}: {exc}") from exc
             try:
                 await _exec(db, f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                row = await _fetchone(db, "PRAGMA journal_mode = WAL")
-                mode = str(row[0]).lower() if row is not None else "?"
+                mode = await _wal_mode(db)
                 if mode != "wal" and self._path != MEMORY:
                     raise StoreError(f"settings database refused WAL mode (got {mode!r})")
                 # FULL: in WAL mode, each commit syncs the log, so an acknowledged write survives.
