@@ -103,7 +103,6 @@ async def _fetchone(db: aiosqlite.Connection, sql: str, params: Sequence[Any] = 
         return await cursor.fetchone()
 
 
-
 async def _wal_mode(db: aiosqlite.Connection) -> str:
     """Switch to WAL mode (once per file) and say the mode now in force.
 
@@ -122,6 +121,7 @@ async def _wal_mode(db: aiosqlite.Connection) -> str:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.02)
+
 
 class _SqliteTx(Tx):
     """:class:`Tx` on an aiosqlite connection."""
