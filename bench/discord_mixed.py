@@ -350,6 +350,26 @@ def per_ip(counts: Mapping[str, int], ips: Sequence[str]) -> str:
     return ",".join(f"{ip}:{counts.get(ip, 0)}" for ip in ips) or "none"
 
 
+def spread(outcomes: Sequence[Outcome], now: float) -> dict[str, object]:
+    """How the random commands' waits spread (p90, p95, share with a final message within 10 s),
+    the lookups' (artist, character, image) p99 together, and the unanswered by kind."""
+    randoms = [o for o in outcomes if o.kind == "random"]
+    waits = [(o.ready if o.ready is not None else now) - o.arrived for o in randoms]
+    lookups = [o for o in outcomes if o.kind in ("artist", "character", "image")]
+    figures: dict[str, object] = {}
+    if waits:
+        figures["random_p90"] = f"{percentile(waits, 0.90):.2f}s"
+        figures["random_p95"] = f"{percentile(waits, 0.95):.2f}s"
+        within = sum(1 for o in randoms if o.ready is not None and o.ready - o.arrived <= 10.0)
+        figures["random_within_10s"] = fmt_pct(within / len(randoms))
+    if lookups:
+        part = summarize(lookups, now=now)
+        figures["lookups_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
+    missing = Counter(o.kind for o in outcomes if o.ready is None)
+    figures["unanswered_by_kind"] = fmt_errors(missing)
+    return figures
+
+
 @dataclass(slots=True)
 class Sent:
     """One command as sent and as the member lived it."""
@@ -465,7 +485,10 @@ async def run_variant(
     random_calls = sum(1 for r in requests if r.path == RANDOM_PATH)
     busy = summary.errors.get("busy", 0)
     fields: dict[str, object] = {
-        "commands_per_upstream_call": f"{summary.ok / calls:.1f}" if calls else "inf",
+        # Two decimals over several processes: 9.96 must not read as the target's 10.0.
+        "commands_per_upstream_call": f"{summary.ok / calls:.{2 if cluster.sharded else 1}f}"
+        if calls
+        else "inf",
         "commands": summary.commands,
         "answered": summary.ok,
         "busy": busy,
@@ -494,6 +517,8 @@ async def run_variant(
         if group:
             part = summarize(group, now=finished)
             detail[f"{command}_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
+    if cluster.sharded:
+        detail |= spread(outcomes, finished)
     detail["answers"] = fmt_errors(answers)
     detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
     detail["configured_channels"] = configured
