@@ -32,22 +32,42 @@ Figures per bot (one ``discord_mixed <bot>:`` line, a ``detail`` line):
 project bot gets a token whose ``api:ratelimit`` scope grants it, so its pacer follows): a smoke
 run, figures not comparable.
 
+``--processes N`` (project bot only) splits the bot over N shard processes, as in
+:mod:`bench.cluster`: the emulator runs ``shards=N`` (``max_concurrency`` 1, so IDENTIFYs come
+5 s apart), guild ``n`` of the workload lands on shard ``n % N``, process ``k`` runs
+``SHARD_COUNT=N SHARD_IDS=k`` with ``NEKOS_API_SOURCE_ADDRESS`` the ``k``-th of ``--addresses``
+(one egress IP each to the fake, which counts its limits per IP), a data folder of its own, one
+shared settings database, and ``--redis-url`` with a key prefix of the run's own (deleted
+afterwards), so they share the budget per IP, the random-image pool, lookups and cooldowns. The
+load starts once every process is connected and start-up traffic settled. The figure line then
+ends with ``calls_per_ip`` and ``429s_per_ip`` (from the fake's request log), and the per-process
+fields (``peak_rss_mib``, ``bot_cpu``, ``rss_at_start_mib``, ``exit``) read ``a/b/c``.
+
     .venv/bin/python -m bench.discord_mixed [--quick] [--seconds 300] [--rate 10] [--guilds 100]
         [--drain 30] [--seed 1] [--variants bot,naive]
+        [--processes 3 --addresses 127.0.0.2,127.0.0.3,127.0.0.4
+         --redis-url redis://127.0.0.1:6379/0]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
+import tempfile
+import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.nekos.models import Rating
+from tests.bot_process import spawned
+from tests.cli_fleet import write_env
 from tests.fakes.dataset import Dataset, generate_dataset
 from tests.fakes.discord_emulator import (
     ChannelRecord,
@@ -57,6 +77,7 @@ from tests.fakes.discord_emulator import (
     UserRecord,
 )
 from tests.fakes.nekos_api import FakeNekosAPI
+from tests.redis_service import answers, delete_prefix
 
 from .common import (
     QUICK_LIMITS,
@@ -70,13 +91,17 @@ from .common import (
 )
 from .discord_harness import (
     BOTS,
+    CONNECT_TIMEOUT,
     DISCORD_TOKEN,
     PROJECT_BOT,
     RANDOM_PATH,
     AnswerCheck,
+    BotUnderTest,
     CpuMeter,
     Final,
     FinalWatcher,
+    RunningBot,
+    Startup,
     classify_answer,
     fake_rate_limit,
     message_text,
@@ -84,8 +109,11 @@ from .discord_harness import (
     quick_settings,
     rule_problems,
     running_bot,
+    tail,
+    wait_settled,
 )
 from .mixed import KINDS, CommandMix, Draw
+from .shared_budget import DEFAULT_REDIS
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +131,23 @@ class MixLoad:
     quick: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """How many shard processes serve the bot, their egress addresses, and the shared Redis."""
+
+    processes: int = 1
+    addresses: tuple[str, ...] = ()
+    """``NEKOS_API_SOURCE_ADDRESS`` of process ``k`` (none: the default route, 127.0.0.1)."""
+    redis_url: str | None = None
+
+    @property
+    def sharded(self) -> bool:
+        return self.processes > 1
+
+
+SINGLE = Cluster()
+
+
 @dataclass(slots=True)
 class MixWorld:
     """The emulator's side of :class:`CommandMix`'s guilds."""
@@ -114,13 +159,15 @@ class MixWorld:
     """The workload channel id -> the rating it allows."""
 
 
-def build_mix_world(emu: DiscordEmulator, mix: CommandMix) -> MixWorld:
+def build_mix_world(emu: DiscordEmulator, mix: CommandMix, *, shards: int = 1) -> MixWorld:
     """One emulator guild per workload guild: its owner, its members, its text channels (the
-    ones allowing more than sfw age-restricted)."""
+    ones allowing more than sfw age-restricted). With ``shards``, guild ``n`` lands on shard
+    ``n % shards``."""
     world = MixWorld()
     for number, spec in enumerate(mix.guilds):
         owner = emu.add_user(f"owner{number}")
-        guild = emu.add_guild(f"Guild {number}", owner)
+        shard = (number % shards, shards) if shards > 1 else None
+        guild = emu.add_guild(f"Guild {number}", owner, shard=shard)
         world.owners[spec.id] = owner
         for index, channel in enumerate(spec.channels):
             world.channels[channel.id] = emu.add_channel(
@@ -191,6 +238,138 @@ def slash_options(draw: Draw) -> tuple[str, dict[str, Any]]:
     return draw.kind, options
 
 
+def shard_settings(
+    emu: DiscordEmulator, api: FakeNekosAPI, cluster: Cluster, tmp: Path, prefix: str, shard: int
+) -> dict[str, str]:
+    """Process ``shard``'s ``.env``: its shard, its egress address, a data folder of its own, the
+    shared settings database and Redis (with the run's ``prefix``)."""
+    settings = {
+        **PROJECT_BOT.settings(emu, api, tmp / f"bot{shard}"),
+        "DATABASE_URL": f"sqlite:///{tmp / 'settings.db'}",
+        "HEALTH_FILE": str(tmp / f"heartbeat-{shard}"),
+        "SHARD_COUNT": str(cluster.processes),
+        "SHARD_IDS": str(shard),
+    }
+    if cluster.addresses:
+        settings["NEKOS_API_SOURCE_ADDRESS"] = cluster.addresses[shard]
+    if cluster.redis_url:
+        settings |= {"REDIS_URL": cluster.redis_url, "REDIS_KEY_PREFIX": prefix}
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def running_shards(
+    emu: DiscordEmulator,
+    api: FakeNekosAPI,
+    cluster: Cluster,
+    *,
+    extra_settings: Mapping[str, str] | None = None,
+    quiet: float,
+) -> AsyncIterator[list[RunningBot]]:
+    """One ``python -m bot`` per shard; yield once every one is connected and start-up traffic
+    settled (SIGTERM on exit; the run's Redis keys are deleted afterwards)."""
+    prefix = f"bench:mixed:{uuid.uuid4().hex[:8]}:"
+    try:
+        with tempfile.TemporaryDirectory(prefix="discord-bench-shards-") as scratch:
+            tmp = Path(scratch)
+            async with contextlib.AsyncExitStack() as stack:
+                started = time.monotonic()
+                launched: list[tuple[asyncio.subprocess.Process, Path]] = []
+                for shard in range(cluster.processes):
+                    settings = shard_settings(emu, api, cluster, tmp, prefix, shard)
+                    env_file = write_env(
+                        tmp / f"bot{shard}.env", settings | dict(extra_settings or {})
+                    )
+                    log_path = tmp / f"bot{shard}.log"
+                    process = await stack.enter_async_context(spawned("bot", env_file, log_path))
+                    launched.append((process, log_path))
+                deadline = started + CONNECT_TIMEOUT + 10 * cluster.processes
+
+                def ready() -> bool:
+                    return all(
+                        PROJECT_BOT.ready_line in path.read_text("utf-8", "replace")
+                        for _, path in launched
+                    )
+
+                while not await asyncio.to_thread(ready):
+                    if time.monotonic() > deadline or any(
+                        p.returncode is not None for p, _ in launched
+                    ):
+                        logs = "\n---\n".join(tail(path) for _, path in launched)
+                        raise RuntimeError(f"a shard process never connected:\n{logs}")
+                    await asyncio.sleep(0.1)
+                ready_s = time.monotonic() - started
+                last_request = await wait_settled(api, quiet)
+                startup = Startup(
+                    ready_s=ready_s,
+                    settled_s=ready_s if last_request is None else last_request - started,
+                    upstream=len(api.api_requests),
+                    count_429=api.count_429,
+                )
+                bots = [RunningBot(PROJECT_BOT, p, path, startup) for p, path in launched]
+                try:
+                    yield bots
+                finally:
+                    await stack.aclose()
+                    for bot in bots:
+                        bot.exit_code = bot.process.returncode
+                        if bot.exit_code != 0:
+                            log.warning(
+                                "shard exited with %s:\n%s", bot.exit_code, tail(bot.log_path)
+                            )
+    finally:
+        if cluster.redis_url:
+            await delete_prefix(cluster.redis_url, prefix)
+
+
+@contextlib.asynccontextmanager
+async def running_bots(
+    bot: BotUnderTest,
+    emu: DiscordEmulator,
+    api: FakeNekosAPI,
+    cluster: Cluster,
+    *,
+    extra_settings: Mapping[str, str] | None,
+    quiet: float,
+) -> AsyncIterator[list[RunningBot]]:
+    """``bot`` as one process (:func:`running_bot`), or split over ``cluster``'s processes."""
+    if cluster.sharded:
+        async with running_shards(
+            emu, api, cluster, extra_settings=extra_settings, quiet=quiet
+        ) as bots:
+            yield bots
+    else:
+        async with running_bot(
+            bot, emu, api, extra_settings=extra_settings, quiet=quiet
+        ) as running:
+            yield [running]
+
+
+def per_ip(counts: Mapping[str, int], ips: Sequence[str]) -> str:
+    """``ip:count,...`` over ``ips`` (zeros included), or ``none``."""
+    return ",".join(f"{ip}:{counts.get(ip, 0)}" for ip in ips) or "none"
+
+
+def spread(outcomes: Sequence[Outcome], now: float) -> dict[str, object]:
+    """How the random commands' waits spread (p90, p95, share with a final message within 10 s),
+    the lookups' (artist, character, image) p99 together, and the unanswered by kind."""
+    randoms = [o for o in outcomes if o.kind == "random"]
+    waits = [(o.ready if o.ready is not None else now) - o.arrived for o in randoms]
+    lookups = [o for o in outcomes if o.kind in ("artist", "character", "image")]
+    figures: dict[str, object] = {}
+    if waits:
+        figures["random_p90"] = f"{percentile(waits, 0.90):.2f}s"
+        figures["random_p95"] = f"{percentile(waits, 0.95):.2f}s"
+        within = sum(1 for o in randoms if o.ready is not None and o.ready - o.arrived <= 10.0)
+        figures["random_within_10s"] = fmt_pct(within / len(randoms))
+    if lookups:
+        part = summarize(lookups, now=now)
+        figures["lookups_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
+    missing = Counter(o.kind for o in outcomes if o.ready is None)
+    figures["unanswered_by_kind"] = fmt_errors(missing)
+    return figures
+
+
 @dataclass(slots=True)
 class Sent:
     """One command as sent and as the member lived it."""
@@ -203,9 +382,10 @@ class Sent:
 
 
 async def run_variant(
-    label: str, load: MixLoad, data: Dataset, seed: int
+    label: str, load: MixLoad, data: Dataset, seed: int, cluster: Cluster = SINGLE
 ) -> tuple[dict[str, object], dict[str, object]]:
-    """Run the mix against a fresh ``label`` bot; its figure fields and its detail fields."""
+    """Run the mix against a fresh ``label`` bot (split over ``cluster``'s processes); its
+    figure fields and its detail fields."""
     bot = BOTS[label]
     rng = random.Random(seed)
     mix = CommandMix(
@@ -217,27 +397,32 @@ async def run_variant(
         rng,
     )
     rate_limit = fake_rate_limit(load.quick)
+    shards = cluster.processes
     async with (
-        DiscordEmulator(token=DISCORD_TOKEN) as emu,
+        DiscordEmulator(token=DISCORD_TOKEN, shards=shards, max_concurrency=1) as emu,
         FakeNekosAPI(data, rate_limit=rate_limit, seed=seed) as api,
     ):
-        world = build_mix_world(emu, mix)
+        world = build_mix_world(emu, mix, shards=shards)
         extra = quick_settings(bot, api, load.quick)
         quiet = 1.0 if load.quick else 2.0
         async with (
-            running_bot(bot, emu, api, extra_settings=extra, quiet=quiet) as running,
+            running_bots(bot, emu, api, cluster, extra_settings=extra, quiet=quiet) as runnings,
             FinalWatcher(emu) as watcher,
         ):
+            running = runnings[0]
             configured = 0
             if bot is PROJECT_BOT:
                 configured = await configure_channels(emu, mix, world, watcher)
             check = AnswerCheck(data)
             sent: list[Sent] = []
             senders: list[asyncio.Task[None]] = []
-            cpu = CpuMeter(running.process.pid)
+            cpus = [CpuMeter(r.process.pid) for r in runnings]
             loop = asyncio.get_running_loop()
-            async with RssSampler(running.process.pid) as rss:
-                rss_start = rss.peak_mib
+            async with contextlib.AsyncExitStack() as samplers:
+                rsses = [
+                    await samplers.enter_async_context(RssSampler(r.process.pid)) for r in runnings
+                ]
+                rss_starts = [rss.peak_mib for rss in rsses]
 
                 async def send(draw: Draw, scheduled: float) -> None:
                     subcommand, options = slash_options(draw)
@@ -251,7 +436,8 @@ async def run_variant(
                     )
                     sent.append(Sent(draw, lag, rec, watcher.watch(rec)))
 
-                cpu.start()
+                for cpu in cpus:
+                    cpu.start()
                 first_request, first_429 = len(api.requests), api.count_429
                 begin = loop.time()
                 end = begin + load.seconds
@@ -265,9 +451,11 @@ async def run_variant(
                 if futures:
                     await asyncio.wait(futures, timeout=load.drain)
                 finished = loop.time()
-                cpu.stop()
+                for cpu in cpus:
+                    cpu.stop()
             requests = [r for r in api.requests[first_request:] if begin <= r.time <= finished]
             count_429 = api.count_429 - first_429
+
         problems = rule_problems(emu)
         blocked = bool(api.blocked_ips)
 
@@ -297,7 +485,10 @@ async def run_variant(
     random_calls = sum(1 for r in requests if r.path == RANDOM_PATH)
     busy = summary.errors.get("busy", 0)
     fields: dict[str, object] = {
-        "commands_per_upstream_call": f"{summary.ok / calls:.1f}" if calls else "inf",
+        # Two decimals over several processes: 9.96 must not read as the target's 10.0.
+        "commands_per_upstream_call": f"{summary.ok / calls:.{2 if cluster.sharded else 1}f}"
+        if calls
+        else "inf",
         "commands": summary.commands,
         "answered": summary.ok,
         "busy": busy,
@@ -312,42 +503,58 @@ async def run_variant(
         "429s": count_429,
         "blocked": "yes" if blocked else "no",
         "violations": len(problems),
-        "peak_rss_mib": f"{rss.peak_mib:.0f}",
+        "peak_rss_mib": "/".join(f"{rss.peak_mib:.0f}" for rss in rsses),
         "wrong": wrong,
     }
+    if cluster.sharded:
+        ips = sorted({r.ip for r in requests} | set(cluster.addresses))
+        api_requests = [r for r in requests if r.path.startswith("/api")]
+        fields["calls_per_ip"] = per_ip(Counter(r.ip for r in api_requests), ips)
+        fields["429s_per_ip"] = per_ip(Counter(r.ip for r in requests if r.status == 429), ips)
     detail: dict[str, object] = {}
     for command in KINDS:
         group = [o for o in outcomes if o.kind == command]
         if group:
             part = summarize(group, now=finished)
             detail[f"{command}_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
+    if cluster.sharded:
+        detail |= spread(outcomes, finished)
     detail["answers"] = fmt_errors(answers)
     detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
     detail["configured_channels"] = configured
-    detail["rss_at_start_mib"] = f"{rss_start:.0f}"
-    detail["bench_cpu"] = f"{100 * cpu.bench_share:.0f}%"
-    detail["bot_cpu"] = f"{100 * cpu.bot_share:.0f}%"
+    detail["rss_at_start_mib"] = "/".join(f"{mib:.0f}" for mib in rss_starts)
+    detail["bench_cpu"] = f"{100 * cpus[0].bench_share:.0f}%"
+    detail["bot_cpu"] = "/".join(f"{100 * cpu.bot_share:.0f}%" for cpu in cpus)
     detail["send_lag_p99"] = f"{percentile([s.lag for s in sent], 0.99):.3f}s" if sent else "n/a"
     detail["startup_settled"] = f"{running.startup.settled_s:.1f}s"
     detail["startup_upstream"] = running.startup.upstream
-    detail["exit"] = running.exit_code
+    detail["exit"] = "/".join(str(r.exit_code) for r in runnings)
     for problem in problems[:5]:
         print(f"  violation: {problem}", flush=True)
     return fields, detail
 
 
-async def run(load: MixLoad, seed: int, variants: Sequence[str]) -> None:
+async def run(load: MixLoad, seed: int, variants: Sequence[str], cluster: Cluster = SINGLE) -> None:
     """Run the mix against each bot in turn and print their figure lines."""
     data = generate_dataset()
     limit = QUICK_LIMITS.describe() if load.quick else "upstream limit 1 per 1s"
+    if cluster.sharded and cluster.redis_url and not await answers(cluster.redis_url):
+        raise SystemExit(f"Redis does not answer at {cluster.redis_url}")
     print(
         f"# discord_mixed: {load.seconds:g}s of Poisson arrivals at {load.rate:g}/s over "
         f"{load.guilds} guilds through the Discord emulator, then {load.drain:g}s drain; "
         f"{limit}, block after 10 strikes; seed {seed}",
         flush=True,
     )
+    if cluster.sharded:
+        print(
+            f"# {cluster.processes} shard processes (SHARD_COUNT={cluster.processes}, one shard "
+            f"each), egress {','.join(cluster.addresses) or 'default'} (limit per IP), "
+            f"Redis {cluster.redis_url or 'none'} with a fresh key prefix",
+            flush=True,
+        )
     for label in variants:
-        fields, detail = await run_variant(label, load, data, seed)
+        fields, detail = await run_variant(label, load, data, seed, cluster)
         figure("discord_mixed", label, fields)
         figure("discord_mixed", f"{label} detail", detail)
 
@@ -366,11 +573,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--variants", default=",".join(BOTS), help=f"comma-separated, from {', '.join(BOTS)}"
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="shard processes serving the project bot"
+    )
+    parser.add_argument(
+        "--addresses",
+        default="",
+        help="comma-separated NEKOS_API_SOURCE_ADDRESS, one per process (with --processes)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS,
+        help="shared by the processes (with --processes > 1; '' for none)",
+    )
     args = parser.parse_args(argv)
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = [name for name in variants if name not in BOTS]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(BOTS)}")
+    cluster = SINGLE
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.processes > 1:
+        addresses = tuple(a.strip() for a in args.addresses.split(",") if a.strip())
+        if addresses and len(addresses) != args.processes:
+            parser.error("--addresses needs one address per process")
+        if variants != [PROJECT_BOT.label]:
+            parser.error("--processes > 1 runs only the project bot: add --variants bot")
+        cluster = Cluster(args.processes, addresses, args.redis_url or None)
     load = (
         MixLoad(seconds=3.0, rate=5.0, guilds=10, drain=5.0, quick=True)
         if args.quick
@@ -379,7 +609,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if load.seconds <= 0 or load.rate <= 0 or load.guilds < 1:
         parser.error("--seconds, --rate and --guilds must be positive")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(load, args.seed, variants))
+    asyncio.run(run(load, args.seed, variants, cluster))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Both start the real ``python -m bot`` and the naive baseline against the loopback Discord
 emulator and fake Nekos API. Only the presence and shape of the figure lines is checked, plus what
 must hold whatever the machine's load: the project bot never earns a 429 nor gets blocked.
+The mixed run also goes once over three shard processes on three egress IPs sharing Redis
+(``--processes 3``, ~25 s): no 429 on any IP, and the per-IP and per-process fields are there.
 """
 
 from __future__ import annotations
@@ -89,3 +91,37 @@ def test_final_messages_read_as_answered_busy_or_error(
     message: dict[str, object], expected: tuple[str, str]
 ) -> None:
     assert classify_answer(message) == expected
+
+
+@pytest.mark.timeout(120)
+def test_quick_mixed_run_over_three_shard_processes_on_three_ips_earns_no_429(
+    capsys: pytest.CaptureFixture[str], redis_url: str
+) -> None:
+    discord_mixed.main(
+        [
+            "--quick",
+            "--variants",
+            "bot",
+            "--processes",
+            "3",
+            "--addresses",
+            "127.0.0.2,127.0.0.3,127.0.0.4",
+            "--redis-url",
+            redis_url,
+        ]
+    )
+    out = capsys.readouterr().out
+
+    found = re.search(
+        r"^discord_mixed bot: .* 429s=0 blocked=no violations=\d+ peak_rss_mib=\d+/\d+/\d+ "
+        r"wrong=0 calls_per_ip=(?P<calls>\S+) 429s_per_ip=(?P<r429>\S+)$",
+        out,
+        re.MULTILINE,
+    )
+    assert found, out
+    ips = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert [part.split(":")[0] for part in found["r429"].split(",")] == ips, out
+    assert all(part.endswith(":0") for part in found["r429"].split(",")), out
+    assert re.search(
+        r"^discord_mixed bot detail: .* bot_cpu=\d+%/\d+%/\d+% .* exit=0/0/0$", out, re.M
+    )
