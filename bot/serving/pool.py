@@ -484,14 +484,13 @@ class ImagePool:
         now = self._clock()
         self._purge(now)
         self._counters.requests += 1
-        if not request.background:
-            # Prefetch is for members: sets only scheduled posts ask for never become "hot",
-            # or their top-ups would spend slots near saturation that members then wait for.
-            self._note_demand(request.categories, now)
-        reserved = []
+        reserved: list[_Entry] = []
         if request.background:
-            # Scheduled posts first take what members have used up, then fresh stock.
+            # Scheduled posts first take what members have used up, then fresh stock; their
+            # sets never become "hot", or prefetch would spend slots members then wait for.
             reserved = self._pick(request, request.count, now, self._spent.values(), spent=True)
+        else:
+            self._note_demand(request.categories, now)
         reserved += self._pick(request, request.count - len(reserved), now, self._entries.values())
         images = [entry.image for entry in reserved]
         if len(images) == request.count:
