@@ -327,7 +327,7 @@ async def test_a_scheduled_post_may_show_images_members_used_up_in_any_process(
     b = await procs("b", source=RecordingSource("b", fixed=True, batches=1), settings=settings)
     first = await a.pool.take(ask("neko", channel=1, count=3))
     await until(lambda: b.pool.stock(["neko"]) > 0)
-    second = await b.pool.take(ask("neko", channel=2, guild=2, count=2))
+    second = await a.pool.take(ask("neko", channel=2, guild=2, count=2))
     assert len(first.images) + len(second.images) == 5  # every image used up by members
     spent_calls = calls(a, b)
 
