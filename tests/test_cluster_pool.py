@@ -5,7 +5,9 @@ What a member would see: a batch fetched in one process serves commands in anoth
 another call; the same ask in two processes costs one call; an image serves at most
 ``max_uses`` commands and never repeats in a channel within its window, whichever process
 answers (even a restarted one); an image past its signed URL's deadline is never served; a job
-whose taker died is fetched again after its lease; with Redis killed, pools serve on their own
+whose taker died is fetched again after its lease, and a member whose job another process
+took is never told "busy" for it (a slow taker's batch still serves them; a dead taker's job
+goes through their own pacer); with Redis killed, pools serve on their own
 and share again once it is back.
 """
 
@@ -260,24 +262,57 @@ async def test_a_job_nobody_can_take_falls_back_to_the_own_pacer(procs: Any) -> 
     assert alone.source.calls == [("neko",)]
 
 
-async def test_a_job_whose_taker_died_is_fetched_again_after_its_lease(
-    procs: Any, redis_url: str
-) -> None:
-    asker = await procs("asker", pacer=FakePacer(wait=100.0), lease=0.5)
-    dead = await procs("dead", lease=0.5, start=False)
-    task = asyncio.create_task(asker.pool.take(ask("kitsune")))
+async def taken_by_a_process_that_dies(
+    asker: Proc, dead: Proc, redis_url: str, request: ImageRequest
+) -> asyncio.Task[Any]:
+    """``asker`` asks; once the job is queued, ``dead`` takes it and never finishes it."""
+    task = asyncio.create_task(asker.pool.take(request))
     client = aioredis.Redis.from_url(redis_url)
     try:
         await until_async(lambda: client.zcard(asker.shared.queue.queue_key))
     finally:
         await client.aclose()
-    job = await dead.shared.queue.take(int(Priority.BACKGROUND), "dead")  # ... and it dies
-    assert job is not None
+    assert await dead.shared.queue.take(int(Priority.BACKGROUND), "dead") is not None
+    return task
+
+
+async def test_a_job_whose_taker_died_is_fetched_again_after_its_lease(
+    procs: Any, redis_url: str
+) -> None:
+    asker = await procs("asker", pacer=FakePacer(wait=100.0), lease=0.5)
+    dead = await procs("dead", lease=0.5, start=False)
+    task = await taken_by_a_process_that_dies(asker, dead, redis_url, ask("kitsune"))
     rescuer = await procs("rescuer", lease=0.5)
     result = await task
     assert result.status is ServeStatus.FULL
     assert dead.source.calls == []
     assert rescuer.source.calls == [("kitsune",)]
+
+
+async def test_a_member_whose_job_another_process_is_slow_to_fetch_still_gets_its_batch(
+    procs: Any,
+) -> None:
+    # The asker's own pacer is busy, so the other process takes the job; its call takes longer
+    # than the asker's wait (which also covered the job's time in the queue).
+    asker = await procs("asker", pacer=FakePacer(wait=100.0), member_wait=0.3, lease=5.0)
+    slow = await procs("slow", source=RecordingSource("slow", delay=1.0), lease=5.0)
+    result = await asker.pool.take(ask("kitsune"))
+    assert result.status is ServeStatus.FULL
+    assert [i.id.split("-")[1] for i in result.images] == ["slow1"]
+    assert asker.source.calls == []
+    assert slow.source.calls == [("kitsune",)]
+
+
+async def test_a_member_whose_job_was_taken_by_a_process_that_died_is_served_by_its_own(
+    procs: Any, redis_url: str
+) -> None:
+    asker = await procs("asker", pacer=FakePacer(wait=100.0), member_wait=0.3, lease=0.5)
+    dead = await procs("dead", lease=0.5, start=False)
+    task = await taken_by_a_process_that_dies(asker, dead, redis_url, ask("kitsune"))
+    result = await task  # no other process to take it again: not "busy", the own pacer
+    assert result.status is ServeStatus.FULL
+    assert asker.source.calls == [("kitsune",)]
+    assert dead.source.calls == []
 
 
 async def until_async(count: Callable[[], Awaitable[int]]) -> None:

@@ -3,13 +3,15 @@
 A call becomes a job (deduplicated across processes) that any process's fetcher may take; the
 caller waits, bounded, for the batch to land on the feed. Redis down, or nobody took the job in
 time: the call goes through this process's own client and pacer, as without Redis. A job taken
-but not finished in time (its taker is slow or died before its lease ran out): "busy", the
-pool's error path (the lease brings the job back for later requests).
+but not landed in time gets up to its lease more to land; after that (its taker died or hangs) a
+member's call goes through the own client too, and a background call gives up ("busy", the
+pool's error path for a scheduled post, which settles for what it has).
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +80,14 @@ class Waiters:
         self._futures.clear()
 
 
+class _Late(enum.Enum):
+    LATE = "late"
+
+
+_LATE = _Late.LATE
+"""No batch within the wait."""
+
+
 class SharedSource:
     """Random images through the shared queue, else through ``local`` (the own client)."""
 
@@ -138,20 +148,21 @@ class SharedSource:
                 return await self._own(categories, limit, expiry, priority, filters)
             background = priority == self._background
             wait = self._background_wait if background else self._member_wait
-            try:
-                batch = await asyncio.wait_for(asyncio.shield(future), wait)
-            except TimeoutError:
-                try:
-                    withdrawn = await self._queue.withdraw(job_id, dedupe)
-                except REDIS_ERRORS as exc:
-                    self._link.failed(exc)
-                    withdrawn = True
-                if withdrawn and not background:
-                    # Nobody could take it (every pacer busy): wait in our own pacer's queue.
-                    return await self._own(categories, limit, expiry, priority, filters)
-                raise Unavailable(
-                    "no process fetched these images in time", endpoint="random images (shared)"
-                ) from None
+            batch = await self._landed(future, wait)
+            if batch is _LATE and not await self._withdraw(job_id, dedupe):
+                # Another process took the job and is fetching it (the wait covered its time in
+                # the queue too): give it up to its lease to land, as its taker would have.
+                batch = await self._landed(future, self._queue.lease)
+                if batch is _LATE:
+                    await self._withdraw(job_id, dedupe)  # re-queued after its lease ran out
+            if batch is _LATE:
+                if background:
+                    raise Unavailable(
+                        "no process fetched these images in time",
+                        endpoint="random images (shared)",
+                    )
+                # A member is never told "busy" for the cluster's sake: our own pacer's queue.
+                return await self._own(categories, limit, expiry, priority, filters)
         finally:
             self._waiters.unregister(dedupe, future)
             if not future.done():
@@ -160,6 +171,23 @@ class SharedSource:
             return await self._own(categories, limit, expiry, priority, filters)
         self.shared_calls += 1
         return batch.page()
+
+    @staticmethod
+    async def _landed(future: asyncio.Future[Landed | None], wait: float) -> Landed | _Late | None:
+        """The batch (``None``: Redis went down), or ``_LATE`` when ``wait`` ran out first."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), wait)
+        except TimeoutError:
+            return _LATE
+
+    async def _withdraw(self, job_id: str, dedupe: str) -> bool:
+        """Take the job off the queue if nobody has taken it; whether it was (Redis down: yes,
+        nobody will take it from there)."""
+        try:
+            return await self._queue.withdraw(job_id, dedupe)
+        except REDIS_ERRORS as exc:
+            self._link.failed(exc)
+            return True
 
     async def _own(
         self,
