@@ -150,7 +150,7 @@ def schedule_lines(schedules: Iterable[Schedule]) -> list[str]:
         if schedule.paused_reason is not None:
             lines.append(f"  ⏸️ **Paused**: {schedule.paused_reason}. Last post: {last}.")
         else:
-            due = discord.utils.format_dt(max(schedule.next_due, discord.utils.utcnow()), "R")
+            due = discord.utils.format_dt(max(schedule.next_post, discord.utils.utcnow()), "R")
             lines.append(f"  Next post {due}; last post: {last}.")
     return lines
 
@@ -519,7 +519,7 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             log.exception("Saving a schedule failed (guild %s, channel %s)", guild.id, channel.id)
             await self._reply(interaction, STORE_FAILED)
             return
-        first = discord.utils.format_dt(schedule.next_due, "R")
+        first = discord.utils.format_dt(schedule.next_post, "R")
         text = f"Scheduled: {channel.mention}, {describe_spec(spec)}. First post {first}."
         if replaced is not None:
             text += f"\nThis replaced the previous schedule ({describe_spec(replaced.spec)})."
@@ -639,7 +639,7 @@ class NekoConfig(commands.GroupCog, group_name="neko-config"):
             resumed = await self.bot.store.resume_schedule(guild.id, channel.id, member.id)
             if resumed is None:
                 return f"{channel.mention} has no scheduled posts."
-            first = discord.utils.format_dt(resumed.next_due, "R")
+            first = discord.utils.format_dt(resumed.next_post, "R")
             return f"Resumed. Next post in {channel.mention}: {first}."
 
         await self._change_schedule(interaction, channel, "Resuming", resume)

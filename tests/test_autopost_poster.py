@@ -42,11 +42,13 @@ class Channel:
         """Each post's monotonic time: what members live through, whatever the wall clock says."""
         self.answer: Callable[[ClaimedPost], PostResult] = lambda claim: PostResult.posted()
         self.attempts = 0
+        self.attempted_at: list[dt.datetime] = []
 
     async def deliver(
         self, claim: ClaimedPost, still_held: Callable[[], Awaitable[bool]]
     ) -> PostResult:
         self.attempts += 1
+        self.attempted_at.append(self.clocks.wall())
         result = self.answer(claim)
         if result.outcome.value == "posted":
             if not await still_held():
@@ -183,12 +185,50 @@ async def test_nothing_to_show_skips_this_time_and_keeps_the_schedule(
     await add(store, interval=60)
     p = poster(store, channel, clocks)
 
-    await run_for(p, clocks, 300)
+    await run_for(p, clocks, 180)
 
-    assert channel.attempts == 5  # once per due time, no retry loop
+    # Tried again a quarter interval later while within half an interval of the due time, then
+    # left to the next due time: a bounded retry, never a loop.
+    offsets = [(t - T0).total_seconds() for t in channel.attempted_at]
+    assert offsets == [0, 15, 30, 60, 75, 90, 120, 135, 150]
     [listed] = await store.list_schedules(GUILD)
     assert listed.paused_reason is None
     assert listed.last_post_at is None
+
+
+async def test_a_post_skipped_for_a_moment_comes_on_its_retry_and_the_cadence_holds(
+    store: SqliteSettingsStore, clocks: Clocks
+) -> None:
+    channel = Channel(clocks)
+    answers = iter([PostResult.skipped("The Nekos API isn't answering right now")])
+    channel.answer = lambda claim: next(answers, PostResult.posted())
+    await add(store, interval=3600)
+
+    await run_for(poster(store, channel, clocks), clocks, 2 * 3600 + 1)
+
+    # An hourly post skipped at 12:00 comes at 12:01, and the next at 13:00 as planned.
+    assert [t.strftime("%H:%M:%S") for _, t in channel.posts] == [
+        "12:01:00",
+        "13:00:00",
+        "14:00:00",
+    ]
+
+
+async def test_a_post_that_failed_unexpectedly_waits_for_its_next_due_time(
+    store: SqliteSettingsStore, clocks: Clocks
+) -> None:
+    channel = Channel(clocks)
+
+    def broken(claim: ClaimedPost) -> PostResult:
+        raise RuntimeError("a bug")
+
+    channel.answer = broken
+    await add(store, interval=60)
+
+    await run_for(poster(store, channel, clocks), clocks, 120)
+
+    offsets = [(t - T0).total_seconds() for t in channel.attempted_at]
+    assert offsets == [0, 60]  # logged once per due time, no retries of a bug
 
 
 async def test_a_schedule_removed_while_its_post_was_being_made_is_not_posted(

@@ -184,6 +184,25 @@ async def test_a_clock_stepped_back_re_anchors_the_schedule_without_a_post(
     assert len(await claim(store, -3600 + 60)) == 1
 
 
+async def test_a_skip_released_with_a_retry_is_claimable_again_then_on_the_same_grid(
+    store: SqlSettingsStore,
+) -> None:
+    await store.set_schedule(spec(1, 60), ADMIN, max_per_guild=10)
+    [first] = await claim(store, 0)
+    await store.release_schedule(first, retry_at=at(15))
+
+    [listed] = await store.list_schedules(GUILD)
+    assert listed.lease_owner is None
+    assert listed.next_post == at(15)
+    assert await claim(store, 14) == []
+    [again] = await claim(store, 15)
+    assert again.due_at == at(0)  # the same due time, so its lateness counts from then
+    await store.finish_schedule(again, at(15))
+    assert await claim(store, 59) == []
+    [third] = await claim(store, 60)  # the grid held: not 15 + 60
+    assert third.due_at == at(60)
+
+
 async def test_release_and_suspend_end_the_lease(store: SqlSettingsStore) -> None:
     await store.set_schedule(spec(1, 60), ADMIN, max_per_guild=10)
     await store.set_schedule(spec(2, 60), ADMIN, max_per_guild=10)

@@ -27,6 +27,8 @@ from typing import Final
 
 from bot.store import ClaimedPost, SettingsStore, ShardFilter, StoreError
 
+from .timing import retry_at
+
 __all__ = ["Deliver", "PostOutcome", "PostResult", "Poster", "PosterStats"]
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ class PostOutcome(enum.Enum):
 
     POSTED = "posted"
     SKIPPED = "skipped"
-    """Nothing to post this time (nothing matched, the API was unavailable): try next time."""
+    """Nothing to post this time (nothing matched, the API was unavailable): tried again soon
+    (:func:`~bot.autopost.timing.retry_at`), else at the next due time."""
     PAUSED = "paused"
     """It can't work until an admin acts (permission lost, channel gone, rating not allowed)."""
     DROPPED = "dropped"
@@ -57,14 +60,16 @@ class PostResult:
 
     outcome: PostOutcome
     reason: str | None = None
+    retry: bool = False
+    """A skip worth trying again before the next due time (the moment may pass)."""
 
     @classmethod
     def posted(cls) -> PostResult:
         return cls(PostOutcome.POSTED)
 
     @classmethod
-    def skipped(cls, reason: str) -> PostResult:
-        return cls(PostOutcome.SKIPPED, reason)
+    def skipped(cls, reason: str, *, retry: bool = True) -> PostResult:
+        return cls(PostOutcome.SKIPPED, reason, retry)
 
     @classmethod
     def paused(cls, reason: str) -> PostResult:
@@ -87,6 +92,8 @@ class PosterStats:
     claimed: int = 0
     posted: int = 0
     skipped: int = 0
+    retried: int = 0
+    """Skips to be tried again before the next due time."""
     paused: int = 0
     dropped: int = 0
     """Claims given up: the schedule changed before sending, or the post took too long."""
@@ -227,10 +234,10 @@ class Poster:
                 result = await self._deliver(claim, still_held)
         except TimeoutError:
             log.warning("Scheduled post in %s gave up after %.0f s", where, _POST_TIMEOUT)
-            result = PostResult.skipped("the post took too long")
+            result = PostResult.skipped("the post took too long", retry=False)
         except Exception:
             log.exception("Scheduled post in %s failed unexpectedly", where)
-            result = PostResult.skipped("an unexpected error (logged)")
+            result = PostResult.skipped("an unexpected error (logged)", retry=False)
         if result.outcome is PostOutcome.POSTED:
             posted_at = self._clock()
             self._remember(spec.channel_id)
@@ -247,12 +254,21 @@ class Poster:
             else:
                 self.stats.dropped += 1
         else:
+            retry = None
             if result.outcome is PostOutcome.DROPPED:
                 self.stats.dropped += 1
             else:
                 self.stats.skipped += 1
-                log.info("Scheduled post in %s skipped this time: %s", where, result.reason)
-            await self._settle(self._store.release_schedule(claim), where)
+                if result.retry:
+                    retry = retry_at(claim.due_at, self._clock(), spec.interval)
+                    self.stats.retried += retry is not None
+                log.info(
+                    "Scheduled post in %s skipped this time (%s): %s",
+                    where,
+                    f"trying again {retry:%H:%M:%S}" if retry else "next at its due time",
+                    result.reason,
+                )
+            await self._settle(self._store.release_schedule(claim, retry), where)
 
     async def _settle(self, write: Awaitable[object], where: str) -> object:
         """Record an outcome; the store being down loses only the record (the lease expires)."""

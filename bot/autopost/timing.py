@@ -11,6 +11,10 @@ Pure functions, no I/O, so every rule is tested on a fake clock:
   ``posted_at + interval / 2`` (:func:`not_before`), whatever ``next_due`` says; within one
   process the poster also measures this on the monotonic clock, so a wall clock stepped forward
   can't bring two posts together.
+* **A skipped post is tried again soon** — a post skipped at ``now`` (nothing to show at that
+  moment, a passing failure) is tried again a quarter interval later (at most
+  :data:`RETRY_DELAY`), as long as that is within half an interval of its due time; so the grid
+  holds and a daily post is not lost to one busy minute (:func:`retry_at`).
 * **Clock stepped back** — ``set_at`` records the wall time at which ``next_due`` was last set.
   If it is later than now, the clock went back: the schedule is re-anchored to now with the wait
   it had left (at least half, at most one interval), so it neither posts at once nor stalls for
@@ -34,6 +38,7 @@ __all__ = [
     "not_before",
     "parse_duration",
     "plan_claim",
+    "retry_at",
 ]
 
 MAX_INTERVAL: Final = 30 * 86_400
@@ -41,6 +46,9 @@ MAX_INTERVAL: Final = 30 * 86_400
 CLOCK_TOLERANCE: Final = dt.timedelta(seconds=2)
 """How far apart processes' wall clocks may be before a schedule's ``set_at`` in the future
 counts as the clock having been stepped back."""
+
+RETRY_DELAY: Final = dt.timedelta(minutes=1)
+"""The longest wait before a skipped post is tried again."""
 
 _UNITS: Final = {
     "d": 86_400,
@@ -129,6 +137,14 @@ def first_due(now: dt.datetime, interval: int, last_post_at: dt.datetime | None)
 def not_before(posted_at: dt.datetime, interval: int) -> dt.datetime:
     """The earliest time the schedule may post again after a post at ``posted_at``."""
     return posted_at + _seconds(interval / 2)
+
+
+def retry_at(due_at: dt.datetime, now: dt.datetime, interval: int) -> dt.datetime | None:
+    """When a post due at ``due_at`` and skipped at ``now`` is tried again, or ``None`` (not
+    before the next due time): a quarter interval later (at most :data:`RETRY_DELAY`), while that
+    is within half an interval of ``due_at``, so a retry never shifts the schedule's grid."""
+    at = now + min(RETRY_DELAY, _seconds(interval / 4))
+    return at if at <= due_at + _seconds(interval / 2) else None
 
 
 @dataclass(frozen=True, slots=True)

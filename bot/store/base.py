@@ -338,8 +338,12 @@ class SettingsStore(ABC):
         """Record a post made for ``claim`` and release its lease."""
 
     @abstractmethod
-    async def release_schedule(self, claim: ClaimedPost) -> None:
-        """Release ``claim`` without a post (nothing to show this time); the schedule goes on."""
+    async def release_schedule(
+        self, claim: ClaimedPost, retry_at: dt.datetime | None = None
+    ) -> None:
+        """Release ``claim`` without a post (nothing to show this time); the schedule goes on,
+        from its next due time, or with ``retry_at`` this due time is claimable again from then
+        (the grid kept: the retry's claim moves ``next_due`` on from ``claim.due_at``)."""
 
     @abstractmethod
     async def suspend_schedule(self, claim: ClaimedPost, reason: str) -> bool:

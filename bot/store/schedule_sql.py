@@ -371,12 +371,25 @@ class SqlSchedules(SettingsStore):
 
         await self._claim_tx(body)
 
-    async def release_schedule(self, claim: ClaimedPost) -> None:
+    async def release_schedule(
+        self, claim: ClaimedPost, retry_at: dt.datetime | None = None
+    ) -> None:
         async def body(tx: Tx) -> None:
+            if retry_at is None:
+                await tx.execute(
+                    f"UPDATE schedules SET lease_owner = NULL, lease_until = NULL WHERE {_HELD}",
+                    claim.schedule.channel_id,
+                    claim.owner,
+                )
+                return
+            # Due again at the same grid time, held back until the retry.
             await tx.execute(
-                f"UPDATE schedules SET lease_owner = NULL, lease_until = NULL WHERE {_HELD}",
+                "UPDATE schedules SET lease_owner = NULL, lease_until = NULL, next_due = $3,"
+                f" not_before = $4 WHERE {_HELD}",
                 claim.schedule.channel_id,
                 claim.owner,
+                self._time_to_db(claim.due_at),
+                self._time_to_db(retry_at),
             )
 
         await self._claim_tx(body)

@@ -80,6 +80,14 @@ class Schedule:
     lease_until: dt.datetime | None = None
 
     @property
+    def next_post(self) -> dt.datetime:
+        """When the next post may come: ``next_due``, or later while held back (half an interval
+        after the last post, or a skipped post's retry)."""
+        if self.not_before is None:
+            return self.next_due
+        return max(self.next_due, self.not_before)
+
+    @property
     def guild_id(self) -> int:
         return self.spec.guild_id
 
