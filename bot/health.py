@@ -34,7 +34,10 @@ SERVICE_TIMEOUT = 3.0
 # What the bot does while a shared service is away: why health does not fail for it.
 _WITHOUT = {
     "postgresql": "until it is back, every channel shows sfw only and settings changes are refused",
-    "redis": "until it is back, the request budget is on the data folder or paused",
+    "redis": (
+        "until it is back, the request budget is on the data folder or paused, and each process"
+        " serves from its own image pool, caches and cooldowns"
+    ),
 }
 
 

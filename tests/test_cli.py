@@ -597,7 +597,10 @@ async def test_health_says_what_an_unreachable_service_means_without_failing(cli
     )
     assert postgres.endswith("every channel shows sfw only and settings changes are refused")
     assert redis.startswith(f"redis: unreachable at 127.0.0.1:{redis_port} (")
-    assert redis.endswith("the request budget is on the data folder or paused")
+    assert redis.endswith(
+        "the request budget is on the data folder or paused, and each process serves from its"
+        " own image pool, caches and cooldowns"
+    )
     assert "hunter2pw" not in result.output
     assert "Traceback" not in result.output
 
