@@ -396,7 +396,17 @@ class NekosBot(commands.AutoShardedBot):
             served_from_stock=pool.pool_hits,
             busy_answers=self.lookups.metrics().shed,
             request_budget=describe_budget(self.nekos.pacer.state()),
+            sharing=self._sharing(),
         )
+
+    def _sharing(self) -> str | None:
+        """Whether the image pool, lookups and cooldowns are shared right now (``REDIS_URL``)."""
+        links = [part.link for part in (self.shared, self.cluster) if part is not None]
+        if not links:
+            return None
+        if all(link.up for link in links):
+            return "image pool, lookups and cooldowns shared with the other processes (Redis)"
+        return "on this process's own until Redis answers again"
 
     # ------------------------------------------------------------------ events
 

@@ -441,6 +441,8 @@ class AboutInfo:
     """The time of this report (for "recently"); defaults to the current time."""
     request_budget: str | None = None
     """Where the API request budget is kept, e.g. "shared via Redis with 2 other processes"."""
+    sharing: str | None = None
+    """Whether the image pool, lookups and cooldowns are shared now (``None``: no Redis)."""
     shards: str | None = None
     """The shards this process runs when it runs only some, e.g. "0-1 of 4"."""
     guild_total: int | None = None
@@ -492,6 +494,8 @@ def about_embed(info: AboutInfo, *, details: bool = False) -> discord.Embed:
     _add_field(embed, "Busy answers", _count(info.busy_answers))
     if info.request_budget:
         _add_field(embed, "Request budget", safe_text(info.request_budget, FIELD_VALUE_LIMIT))
+    if info.sharing:
+        _add_field(embed, "Shared serving", safe_text(info.sharing, FIELD_VALUE_LIMIT))
     _add_field(embed, "Minor-safety refusals", _count(info.minor_safety_refusals))
     if details:
         _add_field(

@@ -629,6 +629,7 @@ def test_about_embed_reports_health() -> None:
     shared = about_embed(replace(info, request_budget="shared via Redis with 2 other processes"))
     shared_fields = {f.name: f.value for f in shared.fields}
     assert shared_fields["Request budget"] == "shared via Redis with 2 other processes"
+    assert "Shared serving" not in fields  # no Redis: not shown
 
 
 def test_about_embed_counts_this_processs_shards_and_the_whole_bot() -> None:

@@ -95,5 +95,11 @@ async def test_one_member_one_cooldown_and_one_api_call_across_two_shard_process
         slowed = await ask(world, two.member, two.channels[1], "image", id=image.id)
         assert "Slow down a little" in message_text(slowed)
 
+        about = await ask(world, two.other, two.channels[1], "about")
+        fields = {f["name"]: f["value"] for f in about["embeds"][0]["fields"]}
+        assert fields["Shared serving"] == (
+            "image pool, lookups and cooldowns shared with the other processes (Redis)"
+        )
+
     world.emu.assert_no_violations()
     assert_kept_to_the_live_rules(world.fake)
