@@ -698,3 +698,21 @@ def test_about_embed_escapes_the_apis_version_string() -> None:
     version = {f.name: f.value for f in about_embed(info).fields}["API version"] or ""
     assert shown(version) == "**v1** <@123> [x](https://evil.example)"
     assert mentions(version) == links(version) == markdown_left(version) == []
+
+
+async def test_about_says_whether_serving_is_shared_right_now() -> None:
+    from types import SimpleNamespace
+
+    from bot.config import Settings
+    from bot.core import NekosBot
+
+    bot = NekosBot(Settings(health_file=None), background=False)  # type: ignore[call-arg]
+    assert bot._sharing() is None  # no REDIS_URL: nothing shared, the field is left out
+    lookups, pool = SimpleNamespace(up=True), SimpleNamespace(up=True)
+    bot.shared = SimpleNamespace(link=lookups)  # type: ignore[assignment]
+    bot.cluster = SimpleNamespace(link=pool)  # type: ignore[assignment]
+    assert bot._sharing() == (
+        "image pool, lookups and cooldowns shared with the other processes (Redis)"
+    )
+    pool.up = False  # one link's circuit open: that process serves alone for now
+    assert bot._sharing() == "on this process's own until Redis answers again"
