@@ -374,22 +374,19 @@ class SqlSchedules(SettingsStore):
     async def release_schedule(
         self, claim: ClaimedPost, retry_at: dt.datetime | None = None
     ) -> None:
+        # With a retry: due again at the same grid time, held back until the retry.
+        retry = retry_at is not None
+
         async def body(tx: Tx) -> None:
-            if retry_at is None:
-                await tx.execute(
-                    f"UPDATE schedules SET lease_owner = NULL, lease_until = NULL WHERE {_HELD}",
-                    claim.schedule.channel_id,
-                    claim.owner,
-                )
-                return
-            # Due again at the same grid time, held back until the retry.
             await tx.execute(
-                "UPDATE schedules SET lease_owner = NULL, lease_until = NULL, next_due = $3,"
-                f" not_before = $4 WHERE {_HELD}",
+                "UPDATE schedules SET lease_owner = NULL, lease_until = NULL,"
+                " next_due = CASE WHEN $3 THEN $4 ELSE next_due END,"
+                f" not_before = CASE WHEN $3 THEN $5 ELSE not_before END WHERE {_HELD}",
                 claim.schedule.channel_id,
                 claim.owner,
+                retry,
                 self._time_to_db(claim.due_at),
-                self._time_to_db(retry_at),
+                self._opt_to_db(retry_at),
             )
 
         await self._claim_tx(body)
