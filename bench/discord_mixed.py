@@ -112,7 +112,7 @@ from .discord_harness import (
     tail,
     wait_settled,
 )
-from .mixed import KINDS, CommandMix, Draw
+from .mixed import KINDS, MISSPELT, NSFW_CATEGORIES, CommandMix, Draw
 from .shared_budget import DEFAULT_REDIS
 
 log = logging.getLogger(__name__)
@@ -350,6 +350,19 @@ def per_ip(counts: Mapping[str, int], ips: Sequence[str]) -> str:
     return ",".join(f"{ip}:{counts.get(ip, 0)}" for ip in ips) or "none"
 
 
+def ask_kind(draw: Draw) -> str:
+    """What a random command asked for: ``any``, ``one`` or ``pair`` of sfw categories, an
+    ``nsfw`` category or a ``misspelt`` one (where its slow answers come from)."""
+    names = [n.strip() for n in (draw.categories or "").split(",") if n.strip()]
+    if not names:
+        return "any"
+    if names[0] in NSFW_CATEGORIES:
+        return "nsfw"
+    if names[0] in MISSPELT:
+        return "misspelt"
+    return "pair" if len(names) > 1 else "one"
+
+
 def spread(outcomes: Sequence[Outcome], now: float) -> dict[str, object]:
     """How the random commands' waits spread (p90, p95, share with a final message within 10 s),
     the lookups' (artist, character, image) p99 together, and the unanswered by kind."""
@@ -461,6 +474,7 @@ async def run_variant(
 
     outcomes: list[Outcome] = []
     answers: Counter[str] = Counter()
+    slow_randoms: Counter[str] = Counter()
     wrong = 0
     for item in sent:
         rec = item.rec
@@ -479,6 +493,10 @@ async def run_variant(
             answers[reason if kind == "answered" else kind] += 1
             wrong += check.beyond(final.message, item.draw.channel.max_rating)
         outcomes.append(outcome)
+        if item.draw.kind == "random" and (
+            outcome.ready is None or outcome.ready - outcome.arrived > 10.0
+        ):
+            slow_randoms[ask_kind(item.draw)] += 1
 
     summary = summarize(outcomes, now=finished)
     calls = sum(1 for r in requests if r.path.startswith("/api"))
@@ -519,6 +537,8 @@ async def run_variant(
             detail[f"{command}_p99"] = fmt_seconds(part.p99_final, part.p99_is_lower_bound)
     if cluster.sharded:
         detail |= spread(outcomes, finished)
+    if cluster.sharded:
+        detail["random_over_10s_by_ask"] = fmt_errors(slow_randoms)
     detail["answers"] = fmt_errors(answers)
     detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
     detail["configured_channels"] = configured

@@ -51,6 +51,7 @@ SETTING_NAMES = (
     "POOL_EXPIRY_MARGIN",
     "NO_REPEAT_WINDOW",
     "RARE_REQUEST_ATTEMPTS",
+    "REUSE_AFTER",
     "COOLDOWN_USES",
     "COOLDOWN_SECONDS",
     "AUTOPOST_MIN_INTERVAL",
@@ -131,6 +132,8 @@ class Settings:
     pool_expiry_margin: float = 600.0
     no_repeat_window: int = 100
     rare_request_attempts: int = 3
+    reuse_after: float = 5.0
+    """Seconds a member waits for fresh images before getting ones other servers saw (0: never)."""
     cooldown_uses: int = 5
     cooldown_seconds: float = 10.0
     autopost_min_interval: int = 300
@@ -343,6 +346,8 @@ def settings_from_mapping(env: Mapping[str, str | None]) -> Settings:
         kwargs["no_repeat_window"] = _integer("NO_REPEAT_WINDOW", value, minimum=0)
     if (value := get("RARE_REQUEST_ATTEMPTS")) is not None:
         kwargs["rare_request_attempts"] = _integer("RARE_REQUEST_ATTEMPTS", value, minimum=1)
+    if (value := get("REUSE_AFTER")) is not None:
+        kwargs["reuse_after"] = _number("REUSE_AFTER", value, minimum=0)
     if (value := get("COOLDOWN_USES")) is not None:
         kwargs["cooldown_uses"] = _integer("COOLDOWN_USES", value, minimum=1)
     if (value := get("COOLDOWN_SECONDS")) is not None:

@@ -180,6 +180,7 @@ class NekosBot(commands.AutoShardedBot):
                 expiry_margin=settings.pool_expiry_margin,
                 repeat_window=settings.no_repeat_window,
                 max_attempts=settings.rare_request_attempts,
+                reuse_after=settings.reuse_after,
                 upstream_expiry=max_expiry if settings.image_delivery == "link" else None,
             ),
             policy=self.policy,

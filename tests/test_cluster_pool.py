@@ -374,6 +374,28 @@ async def test_a_scheduled_post_may_show_images_members_used_up_in_any_process(
     assert calls(a, b) == spent_calls
 
 
+async def test_a_member_who_waited_long_may_get_images_used_up_in_another_process(
+    procs: Any,
+) -> None:
+    settings = PoolSettings(
+        batch_size=5, max_uses=1, repeat_window=100, prefetch_target=0, reuse_after=0.2
+    )
+    a = await procs("a", source=RecordingSource("a", fixed=True), settings=settings)
+    b = await procs("b", source=RecordingSource("b", fixed=True), settings=settings)
+    first = await a.pool.take(ask("neko", channel=1, count=3))
+    await until(lambda: b.pool.stock(["neko"]) > 0)
+    second = await b.pool.take(ask("neko", channel=2, guild=2, count=2))
+    assert len(first.images) + len(second.images) == 5  # every image used up by members
+    a.source.delay = b.source.delay = 60.0  # the API now answers nothing in time
+
+    result = await asyncio.wait_for(a.pool.take(ask("neko", channel=3, guild=3, count=3)), WAIT)
+
+    # Redis counted every one of them used up; a member's long wait may still show them
+    assert result.status is ServeStatus.FULL
+    assert result.reused == {i.id for i in result.images}
+    assert result.reused <= {i.id for i in first.images}
+
+
 async def test_no_repeat_in_a_channel_across_processes_and_after_a_restart(procs: Any) -> None:
     settings = PoolSettings(batch_size=5, max_uses=10, repeat_window=100, prefetch_target=0)
     a = await procs("a", source=RecordingSource("a", fixed=True), settings=settings)

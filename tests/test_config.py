@@ -54,6 +54,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert settings.pool_expiry_margin == 600.0
     assert settings.no_repeat_window == 100
     assert settings.rare_request_attempts == 3
+    assert settings.reuse_after == 5.0
     assert settings.cooldown_uses == 5
     assert settings.cooldown_seconds == 10.0
     assert settings.autopost_min_interval == 300
@@ -124,6 +125,8 @@ VALID: list[tuple[str, str, str, Any]] = [
     ("NEKOS_API_TIMEOUT", "1", "api_timeout", 1.0),
     ("POOL_EXPIRY_MARGIN", "0", "pool_expiry_margin", 0.0),
     ("POOL_EXPIRY_MARGIN", "120.5", "pool_expiry_margin", 120.5),
+    ("REUSE_AFTER", "0", "reuse_after", 0.0),
+    ("REUSE_AFTER", "2.5", "reuse_after", 2.5),
     ("NO_REPEAT_WINDOW", "0", "no_repeat_window", 0),
     ("NO_REPEAT_WINDOW", "250", "no_repeat_window", 250),
     ("RARE_REQUEST_ATTEMPTS", "1", "rare_request_attempts", 1),
@@ -219,6 +222,7 @@ INVALID: list[tuple[str, str]] = [
     ("NEKOS_API_TIMEOUT", "inf"),
     ("POOL_EXPIRY_MARGIN", "-1"),
     ("POOL_EXPIRY_MARGIN", "NaN"),
+    ("REUSE_AFTER", "-1"),
     ("NO_REPEAT_WINDOW", "-1"),
     ("NO_REPEAT_WINDOW", "1.5"),
     ("RARE_REQUEST_ATTEMPTS", "0"),

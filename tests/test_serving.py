@@ -171,6 +171,10 @@ def req(
     )
 
 
+WAIT = 10.0
+"""Most seconds a result may take (a bound against hangs, never a measurement)."""
+
+
 async def settle() -> None:
     """Let every ready task run until the loop is idle."""
     for _ in range(20):
@@ -492,6 +496,116 @@ async def test_members_never_get_images_they_used_up_back_from_scheduled_posts()
     later = await pool.take(req(guild=3, channel=30, count=10))
 
     assert not {image.id for image in later.images} & {image.id for image in shown}
+
+
+# A member still waiting after ``reuse_after`` takes images other servers used up. The tests
+# wait on results (or on a later request's timer, which fires after an earlier one's), never
+# on the clock.
+REUSE = 0.05
+PAIR = ["cat", "maid"]
+
+
+async def use_up_a_batch(source: FakeRandomSource, pool: ImagePool, count: int) -> set[str]:
+    """Guild 1's channel 10 uses up a whole batch of PAIR images; the API then holds calls."""
+    shown = await pool.take(req(guild=1, channel=10, categories=PAIR, count=count))
+    assert shown.status is ServeStatus.FULL
+    source.gate = asyncio.Event()
+    return {image.id for image in shown.images}
+
+
+async def test_a_member_still_waiting_gets_images_other_servers_used_up() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, batch_size=3, max_uses=1, reuse_after=REUSE)
+    shown = await use_up_a_batch(source, pool, 3)
+
+    result = await asyncio.wait_for(
+        pool.take(req(guild=2, channel=20, categories=PAIR, count=2)), WAIT
+    )
+
+    ids = {image.id for image in result.images}
+    assert result.status is ServeStatus.FULL
+    assert len(ids) == 2
+    assert ids <= shown
+    assert result.reused == ids
+    assert pool.metrics().reused == 2
+    assert source.gate is not None
+    source.gate.set()  # the call it no longer waits for still stocks the pool
+    await settle()
+    assert pool.stock(PAIR) == 3
+
+
+async def test_a_long_wait_never_reuses_an_image_its_channel_showed() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, batch_size=3, max_uses=1, reuse_after=REUSE)
+    shown = await use_up_a_batch(source, pool, 3)
+    same_channel = asyncio.create_task(pool.take(req(guild=1, channel=10, categories=PAIR)))
+    await settle()
+
+    other = await asyncio.wait_for(pool.take(req(guild=2, channel=20, categories=PAIR)), WAIT)
+
+    assert other.reused  # its timer fired, so the earlier request's did too
+    assert not same_channel.done()
+    assert source.gate is not None
+    source.gate.set()
+    result = await asyncio.wait_for(same_channel, WAIT)
+    assert result.status is ServeStatus.FULL
+    assert not {image.id for image in result.images} & shown
+    assert result.reused == frozenset()
+
+
+async def test_a_member_still_waiting_keeps_looking_for_images_it_may_reuse() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, batch_size=3, max_uses=1, repeat_window=3, reuse_after=REUSE)
+    pool.offer([make_image(["dog"]) for _ in range(3)])
+    shown = await use_up_a_batch(source, pool, 3)  # in channel 10: nothing it may reuse yet
+    task = asyncio.create_task(pool.take(req(guild=1, channel=10, user=101, categories=PAIR)))
+    await asyncio.sleep(REUSE * 3)
+    assert not task.done()
+
+    # three more images in channel 10 push the used-up batch out of its no-repeat window
+    dogs = await pool.take(req(guild=1, channel=10, user=102, categories=["dog"], count=3))
+    assert dogs.status is ServeStatus.FULL
+    result = await asyncio.wait_for(task, WAIT)
+
+    assert {image.id for image in result.images} <= shown
+    assert result.reused
+
+
+async def test_a_member_with_some_reused_images_waits_for_the_rest_when_nobody_else_waits() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, batch_size=3, max_uses=1, reuse_after=REUSE)
+    shown = await use_up_a_batch(source, pool, 3)
+    task = asyncio.create_task(pool.take(req(guild=2, channel=20, categories=PAIR, count=5)))
+    async with asyncio.timeout(WAIT):
+        while pool.metrics().reused < 3:  # noqa: ASYNC110 (the pool has no event for this)
+            await asyncio.sleep(0.01)
+    assert not task.done()
+
+    assert source.gate is not None
+    source.gate.set()
+    result = await asyncio.wait_for(task, WAIT)
+
+    ids = [image.id for image in result.images]
+    assert result.status is ServeStatus.FULL
+    assert len(set(ids)) == 5
+    assert result.reused == shown
+    assert len(set(ids) - shown) == 2
+
+
+async def test_reuse_after_zero_keeps_a_member_waiting_for_fresh_images() -> None:
+    source = FakeRandomSource()
+    pool = make_pool(source, batch_size=3, max_uses=1, reuse_after=0)
+    shown = await use_up_a_batch(source, pool, 3)
+    task = asyncio.create_task(pool.take(req(guild=2, channel=20, categories=PAIR)))
+    await asyncio.sleep(REUSE * 4)
+    assert not task.done()
+
+    assert source.gate is not None
+    source.gate.set()
+    result = await asyncio.wait_for(task, WAIT)
+
+    assert not {image.id for image in result.images} & shown
+    assert pool.metrics().reused == 0
 
 
 async def test_a_fetch_only_background_requests_wait_on_goes_at_background_priority() -> None:

@@ -282,6 +282,11 @@ class _BotCollector:
                 "Waiting random-image requests that joined an API call already under way.",
                 pool.coalesced_waits,
             ),
+            (
+                "reused_images",
+                "Images members got, after a long wait, from those other servers had used up.",
+                pool.reused,
+            ),
         ):
             yield self._counter(f"nekos_bot_pool_{name}", doc, value)
 

@@ -148,6 +148,8 @@ class ServeResult:
     """Upstream calls made for this request's category set while it waited (shared ones too)."""
     error: Exception | None = None
     """Why a PARTIAL result stopped short, when an upstream error did it."""
+    reused: frozenset[str] = frozenset()
+    """Ids of the images other servers had used up (served after ``reuse_after``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,11 @@ class PoolSettings:
     sfw_exclude_tags: tuple[str, ...] = ()
     """With ``rating_filter``: tags an sfw-only call asks the API to leave out (its ratings come
     from a classifier that errs)."""
+    reuse_after: float = 5.0
+    """A member's request still short after waiting this long takes images other servers have
+    used up (kept for scheduled posts; never one its channel showed within ``repeat_window``)
+    instead of waiting on: near the upstream's limit an image seen elsewhere now beats a fresh
+    one a minute later. 0 disables."""
     background_patience: float = 20.0
     """Seconds a background request waits for upstream at most (then it settles)."""
     background_idle: float = 3.0
@@ -242,6 +249,8 @@ class PoolMetrics:
     upstream_errors: int
     partial: int
     nothing_matched: int
+    reused: int
+    """Images members got from what other servers used up, after waiting ``reuse_after``."""
     expired: int
     evicted: int
     pool_size: int
@@ -303,6 +312,9 @@ class _Waiter:
     """The pool entries behind ``images``, to give back if the caller gives up."""
     upstream_calls: int = 0
     attempts: int = 0
+    reused: set[str] = field(default_factory=set)
+    """Ids of ``images`` taken from what other servers used up (``reuse_after``)."""
+    timer: asyncio.TimerHandle | None = None
 
     @property
     def key(self) -> CategoryKey:
@@ -341,6 +353,7 @@ class _Counters:
     upstream_errors: int = 0
     partial: int = 0
     nothing_matched: int = 0
+    reused: int = 0
     expired: int = 0
     evicted: int = 0
 
@@ -433,7 +446,7 @@ class ImagePool:
         last = result
         for _ in range(self._settings.max_attempts):
             try:
-                verdicts = await self._claims.claim(request, last.images)
+                verdicts = await self._claim(request, last)
             except Exception:  # a shared store that fails must not cost the member the images
                 log.exception("image claims failed; serving without them")
                 verdicts = [ClaimVerdict.GRANTED] * len(last.images)
@@ -456,7 +469,21 @@ class ImagePool:
             status = ServeStatus.FULL
         else:
             status = ServeStatus.PARTIAL if kept else ServeStatus.NOTHING_MATCHED
-        return ServeResult(tuple(kept), status, calls, last.error)
+        reused = frozenset(i.id for i in kept if i.id in result.reused or i.id in last.reused)
+        return ServeResult(tuple(kept), status, calls, last.error, reused)
+
+    async def _claim(self, request: ImageRequest, result: ServeResult) -> list[ClaimVerdict]:
+        """Claim ``result``'s images; reused ones count only against the channel's window."""
+        assert self._claims is not None
+        if not result.reused:
+            return list(await self._claims.claim(request, result.images))
+        verdicts: dict[str, ClaimVerdict] = {}
+        for reuse in (False, True):
+            group = [i for i in result.images if (i.id in result.reused) is reuse]
+            if group:
+                got = await self._claims.claim(request, group, reuse=reuse)
+                verdicts.update(zip((i.id for i in group), got, strict=True))
+        return [verdicts[i.id] for i in result.images]
 
     def _refused(self, image: Image, request: ImageRequest, verdict: ClaimVerdict) -> None:
         """Another process showed ``image`` in this channel, or used it up: never pick it again
@@ -521,6 +548,8 @@ class ImagePool:
         self._waiting_keys[key] = self._waiting_keys.get(key, 0) + 1
         if not request.background:
             self._member_keys[key] = self._member_keys.get(key, 0) + 1
+            if self._settings.reuse_after > 0:
+                self._arm_reuse(waiter)
         self._schedule()
         try:
             return await waiter.future
@@ -573,6 +602,7 @@ class ImagePool:
             upstream_errors=c.upstream_errors,
             partial=c.partial,
             nothing_matched=c.nothing_matched,
+            reused=c.reused,
             expired=c.expired,
             evicted=c.evicted,
             pool_size=len(self._entries),
@@ -1103,7 +1133,35 @@ class ImagePool:
                         self._settle(waiter)
                     break
 
+    def _arm_reuse(self, waiter: _Waiter) -> None:
+        waiter.timer = asyncio.get_running_loop().call_later(
+            self._settings.reuse_after, self._reuse_spent, waiter
+        )
+
+    def _reuse_spent(self, waiter: _Waiter) -> None:
+        """``reuse_after`` passed and ``waiter`` (a member) is still short: give it images other
+        servers used up; settle when that fills it, or, with some images, when others wait.
+        Still short, it looks again every ``reuse_after`` (members keep using images up)."""
+        waiter.timer = None
+        if waiter.future.done() or waiter.needed <= 0:
+            return
+        now = self._clock()
+        self._purge(now)
+        got = self._pick(waiter.request, waiter.needed, now, self._spent.values(), spent=True)
+        waiter.reserved.extend(got)
+        waiter.images.extend(entry.image for entry in got)
+        waiter.reused.update(entry.image.id for entry in got)
+        self._counters.reused += len(got)
+        if waiter.needed == 0 or (got and self._others_waiting(waiter)):
+            self._settle(waiter)
+            self._schedule()
+        else:
+            self._arm_reuse(waiter)
+
     def _unqueue(self, waiter: _Waiter) -> bool:
+        if waiter.timer is not None:
+            waiter.timer.cancel()
+            waiter.timer = None
         queue = self._queues.get(waiter.audience)
         if queue is None or waiter not in queue:
             return False
@@ -1138,7 +1196,13 @@ class ImagePool:
             self._counters.nothing_matched += 1
         self._counters.images_served += len(waiter.images)
         waiter.future.set_result(
-            ServeResult(tuple(waiter.images), status, waiter.upstream_calls, error)
+            ServeResult(
+                tuple(waiter.images),
+                status,
+                waiter.upstream_calls,
+                error,
+                frozenset(waiter.reused),
+            )
         )
 
     def _abandon(self, waiter: _Waiter) -> None:

@@ -121,6 +121,12 @@ class ClaimVerdict(enum.Enum):
 class ImageClaims(Protocol):
     """Cluster-wide use counts and no-repeat windows (the pool keeps its own in-process)."""
 
-    async def claim(self, request: ImageRequest, images: Sequence[Image]) -> Sequence[ClaimVerdict]:
-        """One verdict per image, in order; granted ones are counted at once (atomically)."""
+    async def claim(
+        self, request: ImageRequest, images: Sequence[Image], *, reuse: bool = False
+    ) -> Sequence[ClaimVerdict]:
+        """One verdict per image, in order; granted ones are counted at once (atomically).
+
+        ``reuse``: the images are ones other servers used up, which the pool gives a member
+        who waited ``reuse_after``: only the channel's no-repeat window counts.
+        """
         ...

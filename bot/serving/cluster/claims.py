@@ -75,16 +75,18 @@ class RedisClaims:
         self._rules = rules
         self._script = link.redis.register_script(_CLAIM)
 
-    async def claim(self, request: ImageRequest, images: Sequence[Image]) -> list[ClaimVerdict]:
+    async def claim(
+        self, request: ImageRequest, images: Sequence[Image], *, reuse: bool = False
+    ) -> list[ClaimVerdict]:
         granted = [ClaimVerdict.GRANTED] * len(images)
         if not images or not self._link.up:
             return granted
         rules = self._rules
         keys = [self._link.key("seen", str(request.channel_key))]
         keys += [self._link.key("uses", image.id) for image in images]
-        # A scheduled post may show an image members used up (the pool keeps those for posts):
-        # for it only the channel's window counts.
-        max_uses = _NO_CAP if request.background else rules.max_uses
+        # A scheduled post may show an image members used up (the pool keeps those for posts),
+        # and so may a member who waited long (``reuse``): only the channel's window counts.
+        max_uses = _NO_CAP if request.background or reuse else rules.max_uses
         args: list[str | int] = [rules.repeat_window, max_uses, int(rules.channel_ttl * 1000)]
         args += [image.id for image in images]
         args += [self._ttl_ms(image) for image in images]
