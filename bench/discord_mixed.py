@@ -475,6 +475,8 @@ async def run_variant(
     outcomes: list[Outcome] = []
     answers: Counter[str] = Counter()
     slow_randoms: Counter[str] = Counter()
+    slow_by_minute: Counter[str] = Counter()
+    start = min((item.rec.created_at for item in sent), default=0.0)
     wrong = 0
     for item in sent:
         rec = item.rec
@@ -497,6 +499,7 @@ async def run_variant(
             outcome.ready is None or outcome.ready - outcome.arrived > 10.0
         ):
             slow_randoms[ask_kind(item.draw)] += 1
+            slow_by_minute[f"m{int((outcome.arrived - start) // 60)}"] += 1
 
     summary = summarize(outcomes, now=finished)
     calls = sum(1 for r in requests if r.path.startswith("/api"))
@@ -539,6 +542,7 @@ async def run_variant(
         detail |= spread(outcomes, finished)
     if cluster.sharded:
         detail["random_over_10s_by_ask"] = fmt_errors(slow_randoms)
+        detail["random_over_10s_by_minute"] = fmt_errors(slow_by_minute)
     detail["answers"] = fmt_errors(answers)
     detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
     detail["configured_channels"] = configured
