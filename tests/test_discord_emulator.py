@@ -8,6 +8,7 @@ Discord's rules it enforces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import re
@@ -1198,3 +1199,23 @@ async def test_a_guild_can_be_placed_on_a_chosen_shard() -> None:
         assert shard_of(guild.id, 4) == shard
     ids = [guild.id for _, guild in guilds]
     assert ids == sorted(set(ids))  # still unique and increasing, like Discord's snowflakes
+
+
+async def test_a_wait_cancelled_as_an_event_arrives_ends(world: World) -> None:
+    """The benches' final-message watcher loops on ``wait_until`` until cancelled; a cancel
+    that lands as an emulator event wakes the wait must still end it (asyncio.wait_for on
+    Python 3.11 swallowed it, and a benchmark then hung after its run)."""
+    emu = world.emu
+
+    async def watch() -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await emu.wait_until(lambda: False, timeout=3600.0)
+
+    for _ in range(50):
+        task = asyncio.create_task(watch())
+        await asyncio.sleep(0.001)
+        emu._notify()  # an emulator event, as the cancel arrives
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5.0)
+        assert done == {task}

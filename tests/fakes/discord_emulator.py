@@ -571,8 +571,12 @@ class DiscordEmulator:
         """
         async with asyncio.timeout(timeout):
             while not predicate():
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+                # as the wait ends, and a waiter that loops on this (the benches' final-message
+                # watcher) then never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=0.05)
+                    async with asyncio.timeout(0.05):
+                        await self._changed.wait()
 
     async def flush(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until every queued gateway frame has been handed to its socket."""
