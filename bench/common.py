@@ -379,6 +379,7 @@ class PassThroughPool:
             upstream_errors=self._errors,
             partial=self._partial,
             nothing_matched=self._nothing_matched,
+            reused=0,
             expired=0,
             evicted=0,
             pool_size=0,
