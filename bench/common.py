@@ -67,7 +67,7 @@ from bot.nekos.models import (
     parse_stats_data,
 )
 from bot.nekos.pacing import DEFAULT_INTERVAL, DEFAULT_MARGIN, Pacer, Priority
-from bot.nekos.search import search_pattern
+from bot.nekos.search import RawPattern, search_pattern
 from bot.replies import Replies, Reply, error_reply
 from bot.responding import DEFER_AFTER
 from bot.serving import (
@@ -424,6 +424,20 @@ class PassThroughLookups:
     async def stats(self) -> Stats:
         self.upstream_calls += 1
         return await self._source.stats(priority=Priority.INTERACTIVE)
+
+    async def artist_search(self, pattern: str) -> tuple[Artist, ...]:
+        self.upstream_calls += 1
+        page = await self._source.artists(
+            RawPattern(pattern), limit=25, priority=Priority.INTERACTIVE
+        )
+        return page.items
+
+    async def character_search(self, pattern: str) -> tuple[Character, ...]:
+        self.upstream_calls += 1
+        page = await self._source.characters(
+            RawPattern(pattern), limit=25, priority=Priority.INTERACTIVE
+        )
+        return page.items
 
     async def category_list(self) -> tuple[Category, ...]:
         items: list[Category] = []
