@@ -445,6 +445,7 @@ ERROR_PHRASES = (
 """Failure notices, each with the reason it is counted under."""
 HONEST_PHRASES = (
     "nothing matched",  # random: no image fits (bot and naive bot)
+    "shown in this channel recently",  # random: everything found was shown there lately
     "don't know the category",  # random: an unknown (misspelt) category
     "can't be shown",  # a category or an image above what the channel allows
     "couldn't find",  # an unknown artist or character, or an id that is not there

@@ -411,12 +411,18 @@ class Replies:
             scope = (
                 f"only {request.max_rating.label}" if exact else f"up to {request.max_rating.label}"
             )
-            answer = notice(
-                f"Nothing matched right now ({what}, {scope}). "
-                "Images are sampled at random, so trying again in a minute may work; "
-                "fewer categories help too.",
-                outcome="nothing_matched",
-            )
+            if result.shown_here:
+                text = (
+                    f"Everything I found ({what}, {scope}) was shown in this channel recently. "
+                    "Try another category, or again later."
+                )
+            else:
+                text = (
+                    f"Nothing matched right now ({what}, {scope}). "
+                    "Images are sampled at random, so trying again in a minute may work; "
+                    "fewer categories help too."
+                )
+            answer = notice(text, outcome="nothing_matched")
             answer.charge = True
             return answer
         embeds, files = await self._render_images(result.images, upload_limit)

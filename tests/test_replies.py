@@ -354,6 +354,22 @@ async def test_nothing_matched_is_an_ephemeral_notice(stack: Stack) -> None:
     assert "Nothing matched" in (reply.content or "")
 
 
+async def test_a_set_this_channel_has_seen_all_of_says_so(stack: Stack) -> None:
+    stack.fake.sample_percent = 100.0  # every call brings the whole (three-image) set
+    first = await random_reply(stack, channel_max=Rating.NSFW, categories="rare find", count=3)
+    assert len(first.embeds) == 3
+
+    again = await random_reply(stack, channel_max=Rating.NSFW, categories="rare find")
+    assert_ephemeral_notice(again)
+    assert "was shown in this channel recently" in (again.content or "")
+    assert "`rare find`" in (again.content or "")
+    # Another channel has not seen them.
+    elsewhere = await random_reply(
+        stack, channel_max=Rating.NSFW, categories="rare find", channel_id=2
+    )
+    assert len(elsewhere.embeds) == 1
+
+
 # ------------------------------------------------------------------------------ /neko image
 
 

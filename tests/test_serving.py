@@ -34,9 +34,11 @@ from bot.serving import (
     ImageRequest,
     LookupSettings,
     PoolSettings,
+    ServeResult,
     ServeStatus,
     TTLCache,
 )
+from bot.serving.protocols import ClaimVerdict
 
 INTERACTIVE = "interactive"
 BACKGROUND = "background"
@@ -571,6 +573,45 @@ async def test_a_member_still_waiting_keeps_looking_for_images_it_may_reuse() ->
     assert result.reused
 
 
+class UsedUpElsewhere:
+    """Claims as another process sees them: every image was used up there (so only a reuse,
+    which counts against the channel's window alone, is granted)."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, bool]] = []
+
+    async def claim(
+        self, request: ImageRequest, images: Sequence[Image], *, reuse: bool = False
+    ) -> list[ClaimVerdict]:
+        self.asked.extend((image.id, reuse) for image in images)
+        return [ClaimVerdict.GRANTED if reuse else ClaimVerdict.USED_UP for _ in images]
+
+
+async def test_fresh_images_used_up_elsewhere_are_reused_at_once_after_a_long_wait() -> None:
+    source = FakeRandomSource(lambda cats, n: [make_image(cats, image_id="late-1", expires=None)])
+    source.gate = asyncio.Event()
+    claims = UsedUpElsewhere()
+    pool = ImagePool(
+        source,
+        interactive_priority=INTERACTIVE,
+        background_priority=BACKGROUND,
+        settings=PoolSettings(reuse_after=REUSE),
+        claims=claims,
+    )
+    task = asyncio.create_task(pool.take(req(categories=["late"])))
+    await asyncio.sleep(REUSE * 3)  # the batch comes after the member waited REUSE_AFTER
+    source.gate.set()
+    result = await asyncio.wait_for(task, WAIT)
+
+    # Refused as used up, it is theirs to reuse at once: their wait counts from the start,
+    # not from the refusal, and costs no second call.
+    assert result.status is ServeStatus.FULL
+    assert [i.id for i in result.images] == ["late-1"]
+    assert result.reused == {"late-1"}
+    assert claims.asked == [("late-1", False), ("late-1", True)]
+    assert len(source.calls) == 1
+
+
 async def test_a_member_with_some_reused_images_waits_for_the_rest_when_nobody_else_waits() -> None:
     source = FakeRandomSource()
     pool = make_pool(source, batch_size=3, max_uses=1, reuse_after=REUSE)
@@ -915,6 +956,84 @@ async def test_a_request_with_some_images_stops_trying_while_other_sets_wait(
         assert (len(result.images), result.upstream_calls) == (1, 1)
     else:
         assert (len(result.images), result.upstream_calls) == (3, 3)
+
+
+async def busy_pool_take(
+    pool: ImagePool, source: FakeRandomSource, request: ImageRequest
+) -> ServeResult:
+    """Take ``request`` while a member of another guild waits for another set."""
+    source.gate = asyncio.Event()
+    asked = asyncio.create_task(pool.take(request))
+    await wait_for_calls(source, len(source.calls) + 1)
+    other = asyncio.create_task(pool.take(req(guild=9, channel=90, categories=["other"])))
+    await settle()
+    source.gate.set()
+    result, _ = await asyncio.gather(asked, other)
+    source.gate = None
+    return result
+
+
+@pytest.mark.parametrize("others_wait", [True, False])
+async def test_a_call_bringing_only_what_the_channel_showed_ends_the_wait_while_others_wait(
+    others_wait: bool,
+) -> None:
+    small = [make_image(["small"], image_id="small-1"), make_image(["small"], image_id="small-2")]
+    source = FakeRandomSource(
+        lambda cats, n: list(small) if cats == ("small",) else echo_categories(cats, n)
+    )
+    pool = make_pool(source, max_uses=3)
+    first = await pool.take(req(categories=["small"], count=2))
+    assert {i.id for i in first.images} == {"small-1", "small-2"}
+    calls_before = len(source.calls)
+
+    again = req(categories=["small"])  # the same channel: it has shown both
+    result = await (busy_pool_take(pool, source, again) if others_wait else pool.take(again))
+
+    assert result.status is ServeStatus.NOTHING_MATCHED
+    assert result.shown_here
+    own_calls = [c for c in source.calls[calls_before:] if c.categories == ("small",)]
+    # While another set waits, one call that brought only what was shown here is enough.
+    assert len(own_calls) == (1 if others_wait else 3)
+    # Another channel is served those images from stock.
+    elsewhere = await pool.take(req(guild=2, channel=20, categories=["small"]))
+    assert elsewhere.status is ServeStatus.FULL
+
+
+async def test_a_call_bringing_only_images_above_the_channel_ends_the_wait_while_others_wait() -> (
+    None
+):
+    source = FakeRandomSource(
+        lambda cats, n: (
+            [make_image(cats, Rating.NSFW) for _ in range(n)]
+            if cats == ("spicy",)
+            else echo_categories(cats, n)
+        )
+    )
+    pool = make_pool(source)
+
+    result = await busy_pool_take(pool, source, req(categories=["spicy"]))
+
+    assert result.status is ServeStatus.NOTHING_MATCHED
+    assert not result.shown_here
+    assert [c.categories for c in source.calls].count(("spicy",)) == 1
+
+
+async def test_an_empty_answer_still_gets_every_attempt_while_others_wait() -> None:
+    answers: list[list[Image] | Exception] = [NotFound("nothing sampled", status=404)] * 2
+
+    def responder(cats: tuple[str, ...], n: int) -> list[Image] | Exception:
+        if cats == ("rare",) and answers:
+            return answers.pop(0)
+        return echo_categories(cats, n)
+
+    source = FakeRandomSource(responder)
+    pool = make_pool(source)
+
+    result = await busy_pool_take(pool, source, req(categories=["rare"]))
+
+    # A sample that missed a rare set says nothing about it: the third call finds it.
+    assert result.status is ServeStatus.FULL
+    assert [c.categories for c in source.calls].count(("rare",)) == 3
 
 
 async def test_a_set_that_keeps_coming_back_empty_is_answered_at_once_for_a_while() -> None:

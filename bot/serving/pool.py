@@ -23,7 +23,10 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
   attempts for every later request for that set too, so a set the API keeps answering with
   nothing is answered "nothing matched" at once instead of costing three more slots. While
   other sets wait for upstream, a request that already holds some images settles for them
-  (``partial_when_busy``) rather than taking more slots.
+  (``partial_when_busy``) rather than taking more slots, and so does one whose call brought
+  images of its set none of which it may show (its channel showed them: ``shown_here``; or they
+  are rated above it or gated): the API's sample of a small set is what more calls would bring
+  again. Only an empty answer, a sample that missed a rare set, earns every attempt.
 * **Background requests** — a request marked ``background`` (a scheduled post) is served first
   from images members have used ``max_uses`` times (kept until they expire, never given to
   members again), then from stock like any other, so posts leave members' stock alone; what it
@@ -41,7 +44,9 @@ and the caller's rating ceiling and gating filter accept it. The rest of the des
 Everything is in-process by default. Three hooks let a cluster share the pool through Redis
 (``bot/serving/cluster``) without changing the rules above: the ``source`` may be a shared work
 queue; ``claims`` confirms each image a request is about to show against cluster-wide use counts
-and channel windows (refused ones are dropped and the request served again); :meth:`ImagePool.offer`
+and channel windows (refused ones are dropped and the request served again, its wait counted from
+its start: a member who has waited ``reuse_after`` may reuse at once, and one who holds images
+settles for them while others wait); :meth:`ImagePool.offer`
 takes batches other processes fetched; ``fetch_slots`` says how many fetches may be in flight.
 """
 
@@ -150,6 +155,9 @@ class ServeResult:
     """Why a PARTIAL result stopped short, when an upstream error did it."""
     reused: frozenset[str] = frozenset()
     """Ids of the images other servers had used up (served after ``reuse_after``)."""
+    shown_here: bool = False
+    """NOTHING_MATCHED because the last call brought only images this channel had shown within
+    its window (the set is small, or this channel has seen most of it lately)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +322,11 @@ class _Waiter:
     attempts: int = 0
     reused: set[str] = field(default_factory=set)
     """Ids of ``images`` taken from what other servers used up (``reuse_after``)."""
+    held: int = 0
+    """Images the caller holds from an earlier round (claims refused the rest; _confirmed)."""
     timer: asyncio.TimerHandle | None = None
+    shown_here: bool = False
+    """Its last attempt brought images it could show, had its channel not shown them already."""
 
     @property
     def key(self) -> CategoryKey:
@@ -433,15 +445,19 @@ class ImagePool:
         With ``claims``, every image is confirmed before it is given; refused ones are dropped
         and the shortfall served again (at most ``max_attempts`` rounds).
         """
+        started = self._clock()
         result = await self._take_local(request)
         if self._claims is None or not result.images:
             return result
-        return await self._confirmed(request, result)
+        return await self._confirmed(request, result, started)
 
-    async def _confirmed(self, request: ImageRequest, result: ServeResult) -> ServeResult:
+    async def _confirmed(
+        self, request: ImageRequest, result: ServeResult, started: float
+    ) -> ServeResult:
         """Keep the images ``claims`` grants; serve the shortfall again from stock/upstream."""
         assert self._claims is not None
         kept: list[Image] = []
+        reused = set(result.reused)
         calls = result.upstream_calls
         last = result
         for _ in range(self._settings.max_attempts):
@@ -461,16 +477,22 @@ class ImagePool:
             short = request.count - len(kept)
             if not refused or short <= 0 or last.status is not ServeStatus.FULL:
                 break
-            last = await self._take_local(dataclasses.replace(request, count=short))
+            # The member has waited since ``started`` and holds ``kept``: the round after a
+            # refusal counts both (reuse from then, and the busy-partial rule).
+            last = await self._take_local(
+                dataclasses.replace(request, count=short), started=started, held=len(kept)
+            )
             calls += last.upstream_calls
+            reused.update(last.reused)
             if not last.images:
                 break
         if len(kept) == request.count:
             status = ServeStatus.FULL
         else:
             status = ServeStatus.PARTIAL if kept else ServeStatus.NOTHING_MATCHED
-        reused = frozenset(i.id for i in kept if i.id in result.reused or i.id in last.reused)
-        return ServeResult(tuple(kept), status, calls, last.error, reused)
+        kept_reused = frozenset(i.id for i in kept if i.id in reused)
+        shown_here = not kept and last.shown_here
+        return ServeResult(tuple(kept), status, calls, last.error, kept_reused, shown_here)
 
     async def _claim(self, request: ImageRequest, result: ServeResult) -> list[ClaimVerdict]:
         """Claim ``result``'s images; reused ones count only against the channel's window."""
@@ -489,6 +511,9 @@ class ImagePool:
         """Another process showed ``image`` in this channel, or used it up: never pick it again
         for this channel (or at all)."""
         if verdict is ClaimVerdict.USED_UP:
+            history = self._history.get(request.channel_key)
+            if history is not None:
+                history.pop(image.id, None)  # reserved for this channel, never shown there
             entry = self._entries.pop(image.id, None)
             if entry is not None and not request.background:
                 self._keep_spent(entry)  # used up elsewhere: still good for scheduled posts
@@ -507,7 +532,11 @@ class ImagePool:
         self._schedule()
         return len(batch)
 
-    async def _take_local(self, request: ImageRequest) -> ServeResult:
+    async def _take_local(
+        self, request: ImageRequest, *, started: float | None = None, held: int = 0
+    ) -> ServeResult:
+        """Serve ``request`` from this process's stock and upstream. ``started``: when the
+        member began waiting (an earlier round's start); ``held``: images they already hold."""
         now = self._clock()
         self._purge(now)
         self._counters.requests += 1
@@ -519,11 +548,25 @@ class ImagePool:
         else:
             self._note_demand(request.categories, now)
         reserved += self._pick(request, request.count - len(reserved), now, self._entries.values())
+        arrived = now if started is None else started
+        reused: list[_Entry] = []
+        if len(reserved) < request.count and self._may_reuse(request, arrived, now):
+            # A later round of a member who has waited long enough already (see _confirmed).
+            reused = self._pick(
+                request, request.count - len(reserved), now, self._spent.values(), spent=True
+            )
+            reserved += reused
+            self._counters.reused += len(reused)
         images = [entry.image for entry in reserved]
         if len(images) == request.count:
             self._counters.pool_hits += 1
             self._counters.images_served += len(images)
-            return ServeResult(tuple(images), ServeStatus.FULL, 0)
+            return ServeResult(
+                tuple(images),
+                ServeStatus.FULL,
+                0,
+                reused=frozenset(entry.image.id for entry in reused),
+            )
 
         self._counters.pool_misses += 1
         key = request.categories
@@ -535,13 +578,18 @@ class ImagePool:
             audience=request.audience,
             seq=next(self._seq),
             future=asyncio.get_running_loop().create_future(),
-            arrived=now,
+            arrived=arrived,
             images=images,
             reserved=reserved,
             attempts=recent_barren,
+            held=held,
+            reused={entry.image.id for entry in reused},
         )
-        if waiter.attempts >= self._settings.max_attempts:
-            # The set's last calls all came back empty: answer with what stock had, now.
+        if waiter.attempts >= self._settings.max_attempts or (
+            started is not None and (held or images) and self._others_waiting(waiter)
+        ):
+            # The set's last calls all came back empty, or a later round of a member who holds
+            # images while others wait (the busy-partial rule): answer with what stock had, now.
             self._settle(waiter)
             return waiter.future.result()
         self._queues.setdefault(waiter.audience, deque()).append(waiter)
@@ -549,7 +597,7 @@ class ImagePool:
         if not request.background:
             self._member_keys[key] = self._member_keys.get(key, 0) + 1
             if self._settings.reuse_after > 0:
-                self._arm_reuse(waiter)
+                self._arm_reuse(waiter, max(0.0, arrived + self._settings.reuse_after - now))
         self._schedule()
         try:
             return await waiter.future
@@ -1066,12 +1114,12 @@ class ImagePool:
         own = self._waiters_for(key) if for_waiters else []
         barren: dict[_Waiter, bool] = {}
         before: dict[_Waiter, int] = {}
+        entries = self._batch_entries(batch)
         for waiter in own:
             waiter.upstream_calls += 1
             before[waiter] = len(waiter.images)
-            barren[waiter] = not self._pick(
-                waiter.request, 1, now, self._batch_entries(batch), reserve=False
-            )
+            barren[waiter] = not self._pick(waiter.request, 1, now, entries, reserve=False)
+            waiter.shown_here = barren[waiter] and self._shown_here(waiter.request, entries, now)
         self._deal(batch, now)
         for waiter in own:
             if waiter.future.done():
@@ -1083,11 +1131,33 @@ class ImagePool:
             # may show, or the request got images from it. Losing out to others does not count.
             if barren[waiter] or len(waiter.images) > before[waiter]:
                 waiter.attempts += 1
+            # While others wait, a request stops at an attempt once it holds images, or at one
+            # that brought images of its set none of which it may show (its channel showed
+            # them, or they are rated above it or gated): the API's sample of the set is what
+            # more calls would mostly bring again. Only an empty answer (a rare set the sample
+            # missed) is worth all ``max_attempts``.
+            fruitless = barren[waiter] and bool(entries)
             if waiter.attempts >= self._settings.max_attempts or (
-                waiter.attempts and waiter.images and self._others_waiting(waiter)
+                (fruitless or (waiter.attempts and (waiter.images or waiter.held)))
+                and self._others_waiting(waiter)
             ):
                 self._settle(waiter)
         return batch
+
+    def _shown_here(self, request: ImageRequest, entries: list[_Entry], now: float) -> bool:
+        """Whether ``entries`` hold an image ``request`` could show but for its channel's
+        no-repeat window."""
+        history = self._history.get(request.channel_key)
+        if not history:
+            return False
+        return any(
+            e.image.id in history
+            and e.deadline > now
+            and request.min_rating <= e.image.rating <= request.max_rating
+            and request.categories <= e.names
+            and request.accept(e.image)
+            for e in entries
+        )
 
     def _others_waiting(self, waiter: _Waiter) -> bool:
         """Whether requests for other category sets wait on upstream (busy-partial rule); a
@@ -1133,10 +1203,13 @@ class ImagePool:
                         self._settle(waiter)
                     break
 
-    def _arm_reuse(self, waiter: _Waiter) -> None:
-        waiter.timer = asyncio.get_running_loop().call_later(
-            self._settings.reuse_after, self._reuse_spent, waiter
-        )
+    def _may_reuse(self, request: ImageRequest, arrived: float, now: float) -> bool:
+        """Whether a member waiting since ``arrived`` may take images others used up."""
+        after = self._settings.reuse_after
+        return not request.background and after > 0 and now - arrived >= after
+
+    def _arm_reuse(self, waiter: _Waiter, delay: float) -> None:
+        waiter.timer = asyncio.get_running_loop().call_later(delay, self._reuse_spent, waiter)
 
     def _reuse_spent(self, waiter: _Waiter) -> None:
         """``reuse_after`` passed and ``waiter`` (a member) is still short: give it images other
@@ -1156,7 +1229,7 @@ class ImagePool:
             self._settle(waiter)
             self._schedule()
         else:
-            self._arm_reuse(waiter)
+            self._arm_reuse(waiter, self._settings.reuse_after)
 
     def _unqueue(self, waiter: _Waiter) -> bool:
         if waiter.timer is not None:
@@ -1202,6 +1275,7 @@ class ImagePool:
                 waiter.upstream_calls,
                 error,
                 frozenset(waiter.reused),
+                shown_here=status is ServeStatus.NOTHING_MATCHED and waiter.shown_here,
             )
         )
 
