@@ -2,7 +2,9 @@
 through its own client (its own egress address and budget), and publishes the batch.
 
 A process whose pacer is busy leaves the queue to the others, so work goes to whichever budget
-is free soonest and each process added with a new address adds its budget. Background jobs are
+is free soonest and each process added with a new address adds its budget. Busy only with its
+own lookups, it still takes a members' batch that has waited ``batch_patience`` (the pacer serves
+batches and lookups alternately). Background jobs are
 taken only while this process's members have been idle ``background_idle`` seconds (the pool's
 rule, ``Pacer.members_idle_for``).
 """
@@ -36,7 +38,7 @@ class FetcherPacer(Protocol):
     @property
     def queue_length(self) -> int: ...
 
-    def estimated_wait(self) -> float: ...
+    def estimated_wait(self, priority: Priority = Priority.INTERACTIVE) -> float: ...
 
     def members_idle_for(self) -> float: ...
 
@@ -55,6 +57,7 @@ class Fetcher:
         background_idle: float,
         poll: float = 0.1,
         heartbeat_ttl: float = 5.0,
+        batch_patience: float = 8.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
@@ -65,6 +68,7 @@ class Fetcher:
         self._background_idle = background_idle
         self._poll = poll
         self._heartbeat_ttl = heartbeat_ttl
+        self._batch_patience = batch_patience
         self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self._beat_at = 0.0
@@ -84,8 +88,13 @@ class Fetcher:
                 await task
 
     def free_soon(self) -> bool:
-        """Whether a call started now would begin within one interval."""
+        """Whether a call taken now would begin within one interval."""
         return self._pacer.estimated_wait() < self._interval
+
+    def free_for_old_batches(self) -> bool:
+        """Whether a members' batch taken now would begin within one interval, ahead of this
+        process's queued lookups (the pacer alternates the two)."""
+        return self._pacer.estimated_wait(Priority.SHARED) < self._interval
 
     def max_priority(self) -> int:
         pacer = self._pacer
@@ -113,9 +122,17 @@ class Fetcher:
                 self.alive_fetchers = max(
                     1, await self._queue.heartbeat(self._link.owner, self._heartbeat_ttl)
                 )
-            if not self.free_soon():
+            if self.free_soon():
+                job = await self._queue.take(self.max_priority(), self._link.owner)
+            elif self.free_for_old_batches():
+                # Lookups queued here: they go first, unless a batch has waited
+                # ``batch_patience`` (waiting for every lookup backlog to drain left batches
+                # queued until their askers gave up and called through their own pacer).
+                job = await self._queue.take(
+                    int(Priority.SHARED), self._link.owner, min_age=self._batch_patience
+                )
+            else:
                 return False
-            job = await self._queue.take(self.max_priority(), self._link.owner)
         except REDIS_ERRORS as exc:
             self._link.failed(exc)
             return False

@@ -62,8 +62,11 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   local score = redis.call('HGET', ARGV[4] .. id, 'score')
   if score then redis.call('ZADD', KEYS[1], score, id) end
 end
+local bound = tonumber(ARGV[1])
+local age = tonumber(ARGV[5])
+if age > 0 then bound = math.min(bound, now - age) end
 for _ = 1, 16 do
-  local head = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, 1)
+  local head = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', bound, 'WITHSCORES', 'LIMIT', 0, 1)
   if #head == 0 then return false end
   local id = head[1]
   redis.call('ZREM', KEYS[1], id)
@@ -222,12 +225,19 @@ class WorkQueue:
         )
         return _text(result[0]), bool(int(result[1]))
 
-    async def take(self, max_priority: int, owner: str) -> Job | None:
-        """Lease the head job of priority ``max_priority`` or higher (lower number)."""
+    async def take(self, max_priority: int, owner: str, *, min_age: float = 0.0) -> Job | None:
+        """Lease the head job of priority ``max_priority`` or higher (lower number); with
+        ``min_age`` (seconds, for the top priority only), only a job queued at least that long."""
         bound = (max_priority + 1) * PRIORITY_SPAN - 1
         found = await self._take(
             keys=[self.queue_key, self.leases_key],
-            args=[bound, int(self.lease * 1000), owner, self._link.key("job", "")],
+            args=[
+                bound,
+                int(self.lease * 1000),
+                owner,
+                self._link.key("job", ""),
+                int(min_age * 1000),
+            ],
         )
         if not found:
             return None
