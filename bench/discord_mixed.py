@@ -26,7 +26,9 @@ Figures per bot (one ``discord_mixed <bot>:`` line, a ``detail`` line):
   (Discord rules the emulator saw broken), ``peak_rss_mib`` (the bot subprocess), ``wrong``
   (images shown above the channel's rating, or showing a known minor above sfw);
 * detail: per-kind p99, error reasons, the bench process's and the bot's CPU use over the window,
-  and how late arrivals were sent (``send_lag_p99``: the benchmark process keeping up).
+  and how late arrivals were sent (``send_lag_p99``: the benchmark process keeping up); with
+  ``--processes``, random commands over 10 s by what they asked and by minute of arrival, and
+  lookups over 15 s by minute (the cold first minute against the rest).
 
 ``--quick`` runs 3 s at 5/s over 10 guilds with the fake's limit scaled to 10 per second (the
 project bot gets a token whose ``api:ratelimit`` scope grants it, so its pacer follows): a smoke
@@ -476,6 +478,7 @@ async def run_variant(
     answers: Counter[str] = Counter()
     slow_randoms: Counter[str] = Counter()
     slow_by_minute: Counter[str] = Counter()
+    slow_lookups_by_minute: Counter[str] = Counter()
     start = min((item.rec.created_at for item in sent), default=0.0)
     wrong = 0
     for item in sent:
@@ -500,6 +503,10 @@ async def run_variant(
         ):
             slow_randoms[ask_kind(item.draw)] += 1
             slow_by_minute[f"m{int((outcome.arrived - start) // 60)}"] += 1
+        if item.draw.kind in ("artist", "character", "image") and (
+            outcome.ready is None or outcome.ready - outcome.arrived > 15.0
+        ):
+            slow_lookups_by_minute[f"m{int((outcome.arrived - start) // 60)}"] += 1
 
     summary = summarize(outcomes, now=finished)
     calls = sum(1 for r in requests if r.path.startswith("/api"))
@@ -543,6 +550,7 @@ async def run_variant(
     if cluster.sharded:
         detail["random_over_10s_by_ask"] = fmt_errors(slow_randoms)
         detail["random_over_10s_by_minute"] = fmt_errors(slow_by_minute)
+        detail["lookups_over_15s_by_minute"] = fmt_errors(slow_lookups_by_minute)
     detail["answers"] = fmt_errors(answers)
     detail["error_reasons"] = fmt_errors({k: v for k, v in summary.errors.items() if k != "busy"})
     detail["configured_channels"] = configured
