@@ -552,11 +552,8 @@ class ImagePool:
         reused: list[_Entry] = []
         if len(reserved) < request.count and self._may_reuse(request, arrived, now):
             # A later round of a member who has waited long enough already (see _confirmed).
-            reused = self._pick(
-                request, request.count - len(reserved), now, self._spent.values(), spent=True
-            )
+            reused = self._reuse_pick(request, request.count - len(reserved), now)
             reserved += reused
-            self._counters.reused += len(reused)
         images = [entry.image for entry in reserved]
         if len(images) == request.count:
             self._counters.pool_hits += 1
@@ -1208,6 +1205,12 @@ class ImagePool:
         after = self._settings.reuse_after
         return not request.background and after > 0 and now - arrived >= after
 
+    def _reuse_pick(self, request: ImageRequest, wanted: int, now: float) -> list[_Entry]:
+        """Up to ``wanted`` images other servers used up, reserved for a member's ``request``."""
+        got = self._pick(request, wanted, now, self._spent.values(), spent=True)
+        self._counters.reused += len(got)
+        return got
+
     def _arm_reuse(self, waiter: _Waiter, delay: float) -> None:
         waiter.timer = asyncio.get_running_loop().call_later(delay, self._reuse_spent, waiter)
 
@@ -1220,11 +1223,10 @@ class ImagePool:
             return
         now = self._clock()
         self._purge(now)
-        got = self._pick(waiter.request, waiter.needed, now, self._spent.values(), spent=True)
+        got = self._reuse_pick(waiter.request, waiter.needed, now)
         waiter.reserved.extend(got)
         waiter.images.extend(entry.image for entry in got)
         waiter.reused.update(entry.image.id for entry in got)
-        self._counters.reused += len(got)
         if waiter.needed == 0 or (got and self._others_waiting(waiter)):
             self._settle(waiter)
             self._schedule()
