@@ -259,6 +259,22 @@ async def test_work_goes_to_the_process_whose_pacer_is_free(procs: Any) -> None:
     assert free.source.calls == [("neko",)]
 
 
+async def test_a_call_asked_while_the_feed_finds_its_place_still_gets_the_batch(
+    procs: Any,
+) -> None:
+    # A process asking right after start-up, before its feed read the stream's end: another
+    # process's batch landing in between used to be skipped, and the member waited for nothing.
+    asker = await procs("asker", pacer=FakePacer(wait=100.0), member_wait=3.0, start=False)
+    free = await procs("free")
+    asked = asyncio.create_task(asker.pool.take(ask("neko")))
+    await asyncio.sleep(0.3)
+    asker.shared.start()
+    result = await asyncio.wait_for(asked, WAIT)
+    assert result.status is ServeStatus.FULL
+    assert asker.source.calls == []
+    assert free.source.calls == [("neko",)]
+
+
 def lookups_queued() -> FakePacer:
     """A pacer 100 s behind on lookups, which a members' batch would go ahead of."""
     return FakePacer(wait=100.0, queue_length=90, shared_wait=0.0)

@@ -58,6 +58,7 @@ class BatchFeed:
             self._task = asyncio.create_task(self._run(), name="shared-pool-feed")
 
     async def stop(self) -> None:
+        self._waiters.listening.clear()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -75,6 +76,7 @@ class BatchFeed:
                 await self._sleep(1.0)
             if not self._link.up:
                 self._last = None
+                self._waiters.listening.clear()
                 await self._sleep(1.0)
                 await self._link.probe()
 
@@ -83,6 +85,7 @@ class BatchFeed:
         if self._last is None:
             newest = await redis.xrevrange(self._stream, count=1)
             self._last = _text(newest[0][0]) if newest else "0-0"
+            self._waiters.listening.set()
         found: Any = await redis.xread({self._stream: self._last}, block=int(self._block * 1000))
         for _stream, entries in found or ():
             for entry_id, fields in entries:

@@ -11,6 +11,7 @@ pool's error path for a scheduled post, which settles for what it has).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ class Waiters:
 
     def __init__(self) -> None:
         self._futures: dict[str, list[asyncio.Future[Landed | None]]] = {}
+        self.listening = asyncio.Event()
+        """Set while the feed reads the stream from a known place: a batch published from then
+        on reaches these waiters. A call asked before it would miss its own batch."""
 
     def register(self, dedupe: str) -> asyncio.Future[Landed | None]:
         future: asyncio.Future[Landed | None] = asyncio.get_running_loop().create_future()
@@ -101,6 +105,7 @@ class SharedSource:
         background_priority: Any,
         member_wait: float = 10.0,
         background_wait: float = 20.0,
+        listen_wait: float = 2.0,
     ) -> None:
         self._local = local
         self._link = link
@@ -109,6 +114,7 @@ class SharedSource:
         self._background = background_priority
         self._member_wait = member_wait
         self._background_wait = background_wait
+        self._listen_wait = listen_wait
         self.shared_calls = 0
         """Calls answered through the queue (by any process's fetcher)."""
         self.local_calls = 0
@@ -129,7 +135,7 @@ class SharedSource:
             filters["ratings"] = ratings
         if without_tags is not None:
             filters["without_tags"] = without_tags
-        if not self._link.up:
+        if not self._link.up or not await self._listening():
             return await self._own(categories, limit, expiry, priority, filters)
         spec = JobSpec(
             categories=tuple(categories),
@@ -171,6 +177,15 @@ class SharedSource:
             return await self._own(categories, limit, expiry, priority, filters)
         self.shared_calls += 1
         return batch.page()
+
+    async def _listening(self) -> bool:
+        """Whether the feed reads the stream (it finds its place right after start-up and after
+        Redis came back): a batch fetched before that would never reach this call's waiter."""
+        if not self._waiters.listening.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._listen_wait):
+                    await self._waiters.listening.wait()
+        return self._waiters.listening.is_set()
 
     @staticmethod
     async def _landed(future: asyncio.Future[Landed | None], wait: float) -> Landed | _Late | None:
