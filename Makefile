@@ -29,7 +29,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot cogs
+	$(BIN)/mypy bot cogs bench
 
 check: $(VENV)/.installed-run
 	$(BIN)/python -m bot check

@@ -11,7 +11,7 @@ Phases, in this order, after start-up traffic settled:
 
 * **shared** (c): ``--burst`` ``/neko random`` (no category) within one second over every guild:
   random-image calls it cost (three processes should cost one process's + 1 at most).
-* **rare** (a): single rare categories (half) and pairs of a rare and a mid one (half),
+* **rare** (a): single rare categories (half) and pairs of a rare and a mid one (half; ``--pairs``),
   ``--channels`` channels, ``--rate`` commands/s for ``--seconds`` s: commands answered with
   images within 30 s, random-image calls and 429s per IP.
 * **fresh** (b): each channel's member asks ``count=10`` of one of 12 categories again as soon
@@ -163,13 +163,13 @@ async def phase_shared(run: Run, burst: int) -> int:
 
 
 async def phase_rare(
-    run: Run, rate: float, seconds: float, rng: random.Random, categories: int
+    run: Run, rate: float, seconds: float, rng: random.Random, categories: int, pairs: float
 ) -> Counter[str]:
     rare_tags = [f"tag {n}" for n in range(33, categories)]
     total = max(1, round(rate * seconds))
     options = [
         {"categories": rng.choice(rare_tags)}
-        if rng.random() < 1 / 2
+        if rng.random() < 1 - pairs  # the same draw as before --pairs: the default run unchanged
         else {"categories": f"{rng.choice(PAIR_WITH)}, {rng.choice(rare_tags)}"}
         for _ in range(total)
     ]
@@ -296,7 +296,7 @@ async def run_variant(
             await wait_settled(api, quiet)
             shared_calls = await phase_shared(run, args.burst)
             await wait_settled(api, quiet)
-            rare = await phase_rare(run, args.rate, args.seconds, rng, categories)
+            rare = await phase_rare(run, args.rate, args.seconds, rng, categories, args.pairs)
             await wait_settled(api, quiet)  # the rare backlog drained: (b) from an idle upstream
             fresh = await phase_fresh(run, args.fresh_seconds, args.warmup)
             memory = await redis_memory(redis_url, prefix) if variant.redis and redis_url else "-"
@@ -336,8 +336,8 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"# cluster: fake API at 1 request/s per IP; (c) burst of {args.burst} /neko random in "
         f"1 s; (a) rare sets {args.rate:g}/s for {args.seconds:g} s over {args.channels} "
-        f"channels; (b) count=10 saturating, every channel's member in a loop, "
-        f"{args.fresh_seconds:g} s window",
+        f"channels, {args.pairs:.0%} pairs; (b) count=10 saturating, every channel's member "
+        f"in a loop, {args.fresh_seconds:g} s window",
         flush=True,
     )
     results = []
@@ -362,6 +362,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--channels", type=int, default=30)
     parser.add_argument("--rate", type=float, default=6.0, help="(a) commands per second")
     parser.add_argument("--seconds", type=float, default=40.0, help="(a) duration")
+    parser.add_argument(
+        "--pairs",
+        type=float,
+        default=0.5,
+        help="(a) share of pairs (each all but unique: a call of its own); the rest single rare "
+        "categories, which one call stocks for several commands",
+    )
     parser.add_argument("--fresh-seconds", type=float, default=20.0, help="(b) window")
     parser.add_argument("--warmup", type=float, default=3.0, help="(b) before the window")
     parser.add_argument("--burst", type=int, default=50, help="(c) commands in one second")

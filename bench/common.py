@@ -35,7 +35,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
@@ -215,10 +215,11 @@ class PlainGetClient:
 
     async def random_images(
         self,
-        categories: Iterable[str] = (),
+        *,
+        categories: Sequence[str] = (),
         limit: int = 1,
         expiry: int | None = None,
-        *,
+        ratings: Sequence[Rating] | None = None,
         priority: Any = Priority.INTERACTIVE,
     ) -> Page[Image]:
         endpoint = "GET /image/random"

@@ -27,7 +27,7 @@ import os
 import pstats
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
@@ -81,10 +81,11 @@ class StockSource:
 
     async def random_images(
         self,
-        categories: Iterable[str] = (),
+        *,
+        categories: Sequence[str] = (),
         limit: int = 1,
         expiry: int | None = None,
-        *,
+        ratings: Sequence[Rating] | None = None,
         priority: Any,
     ) -> Page[Image]:
         self.calls += 1
@@ -110,10 +111,11 @@ class ResponseBodySource:
 
     async def random_images(
         self,
-        categories: Iterable[str] = (),
+        *,
+        categories: Sequence[str] = (),
         limit: int = 1,
         expiry: int | None = None,
-        *,
+        ratings: Sequence[Rating] | None = None,
         priority: Any,
     ) -> Page[Image]:
         self.calls += 1

@@ -56,7 +56,7 @@ def interactions(metrics: Metrics, count: int) -> list[Any]:
     ]
 
 
-def per_call(run: Callable[[], None], iterations: int, repeats: int = 5) -> float:
+def per_call(run: Callable[[], object], iterations: int, repeats: int = 5) -> float:
     """Median nanoseconds per call of ``run`` (which makes ``iterations`` calls)."""
     samples = []
     for _ in range(repeats):

@@ -127,7 +127,8 @@ class PrivateRedis:
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not await answers(self.url):
-            if not self.running or time.monotonic() > deadline:
+            exited = self._process is None or self._process.returncode is not None
+            if exited or time.monotonic() > deadline:
                 raise RuntimeError(f"redis-server did not start on port {self.port}")
             await asyncio.sleep(0.05)
 

@@ -134,8 +134,11 @@ class Stack:
             yield bot
 
     def dataset(self) -> Dataset:
-        """The fake API's data."""
-        return self.api.dataset
+        """The fake v1 API's data (the tests that read it run on v1)."""
+        data = self.api.dataset
+        if not isinstance(data, Dataset):
+            raise TypeError("this stack serves the v4 API: its data is not a v1 Dataset")
+        return data
 
     async def ask(
         self,
