@@ -275,6 +275,37 @@ async def test_a_call_asked_while_the_feed_finds_its_place_still_gets_the_batch(
     assert free.source.calls == [("neko",)]
 
 
+async def test_closing_a_process_ends_its_loops_even_when_python_loses_the_cancel(
+    procs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python 3.11's asyncio.wait_for, which redis-py sends every command through, swallows a
+    # cancel landing as the command finishes (CPython gh-86296): the fetcher and the feed went on
+    # and closing the process (shutdown) waited for them forever. Here each turn loses the cancel
+    # the way wait_for does.
+    proc = await procs("p")
+    assert proc.shared.fetcher is not None
+    assert proc.shared.feed is not None
+    lost: list[str] = []
+
+    def losing(name: str) -> Callable[[], Awaitable[bool]]:
+        async def turn() -> bool:
+            try:
+                await asyncio.sleep(0.5)  # the close lands here, not in the fetcher's short poll
+            except asyncio.CancelledError:
+                lost.append(name)
+            return False
+
+        return turn
+
+    monkeypatch.setattr(proc.shared.fetcher, "step", losing("fetcher"))
+    monkeypatch.setattr(proc.shared.feed, "read_once", losing("feed"))
+    await asyncio.sleep(0.1)
+    closing = asyncio.create_task(proc.shared.close())
+    done, _ = await asyncio.wait({closing}, timeout=WAIT)
+    assert closing in done
+    assert sorted(lost) == ["feed", "fetcher"]
+
+
 def lookups_queued() -> FakePacer:
     """A pacer 100 s behind on lookups, which a members' batch would go ahead of."""
     return FakePacer(wait=100.0, queue_length=90, shared_wait=0.0)

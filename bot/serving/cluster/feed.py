@@ -10,7 +10,6 @@ URL expires. While Redis is down the feed probes it every second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from bot.nekos.models import Image
 
 from .codec import CodecError, images_from_text
 from .link import REDIS_ERRORS, ClusterLink
+from .looping import Loop
 from .source import Landed, Waiters
 
 __all__ = ["BatchFeed"]
@@ -49,36 +49,30 @@ class BatchFeed:
         self._offer = offer
         self._block = block
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("shared-pool-feed", self._turn)
         self._last: str | None = None
         self.batches_offered = 0
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="shared-pool-feed")
+        self._loop.start()
 
     async def stop(self) -> None:
         self._waiters.listening.clear()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.read_once()
-            except REDIS_ERRORS as exc:
-                self._link.failed(exc)
-            except Exception:  # the loop outlives any one batch's failure
-                log.exception("shared pool feed failed")
-                await self._sleep(1.0)
-            if not self._link.up:
-                self._last = None
-                self._waiters.listening.clear()
-                await self._sleep(1.0)
-                await self._link.probe()
+    async def _turn(self) -> None:
+        try:
+            await self.read_once()
+        except REDIS_ERRORS as exc:
+            self._link.failed(exc)
+        except Exception:  # the loop outlives any one batch's failure
+            log.exception("shared pool feed failed")
+            await self._sleep(1.0)
+        if not self._link.up:
+            self._last = None
+            self._waiters.listening.clear()
+            await self._sleep(1.0)
+            await self._link.probe()
 
     async def read_once(self) -> None:
         redis = self._link.redis

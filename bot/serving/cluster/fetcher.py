@@ -25,6 +25,7 @@ from bot.nekos.pacing import Priority
 from ..protocols import RandomImageSource
 from .codec import images_to_text
 from .link import REDIS_ERRORS, ClusterLink
+from .looping import Loop
 from .queue import Job, WorkQueue
 
 __all__ = ["Fetcher", "FetcherPacer"]
@@ -70,22 +71,17 @@ class Fetcher:
         self._heartbeat_ttl = heartbeat_ttl
         self._batch_patience = batch_patience
         self._sleep = sleep
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Loop("shared-pool-fetcher", self._turn)
         self._beat_at = 0.0
         self.alive_fetchers = 1
         """Fetchers seen in the last ``heartbeat_ttl`` seconds (this one included)."""
         self.jobs_done = 0
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="shared-pool-fetcher")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
     def free_soon(self) -> bool:
         """Whether a call taken now would begin within one interval."""
@@ -102,14 +98,13 @@ class Fetcher:
             return int(Priority.BACKGROUND)
         return int(Priority.INTERACTIVE)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                worked = await self.step()
-            except Exception:  # the loop outlives any one job's failure
-                log.exception("shared pool fetcher step failed")
-                worked = False
-            await self._sleep(0.0 if worked else self._poll if self._link.up else 1.0)
+    async def _turn(self) -> None:
+        try:
+            worked = await self.step()
+        except Exception:  # the loop outlives any one job's failure
+            log.exception("shared pool fetcher step failed")
+            worked = False
+        await self._sleep(0.0 if worked else self._poll if self._link.up else 1.0)
 
     async def step(self) -> bool:
         """Take and run one job if this process may; whether it ran one."""

@@ -201,7 +201,8 @@ class SharedLookups:
         kind: str,
     ) -> tuple[V, None]:
         """Call upstream holding the marker (renewed meanwhile), store the answer, release."""
-        renewer = asyncio.create_task(self._keep(keys[1], token)) if token else None
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._keep(keys[1], token, done)) if token else None
         text, ttl = "", 0.0
         try:
             try:
@@ -213,6 +214,7 @@ class SharedLookups:
             text, ttl = encode(value, kind), lifetime(value)
             return value, None
         finally:
+            done.set()
             if renewer is not None:
                 renewer.cancel()
             await self._store(keys, token, text, ttl)
@@ -228,10 +230,14 @@ class SharedLookups:
         if ms > 0:
             self.counts.stores += 1
 
-    async def _keep(self, marker: str, token: str) -> None:
-        """Renew the marker while this process's call runs."""
-        while True:
+    async def _keep(self, marker: str, token: str, done: asyncio.Event) -> None:
+        """Renew the marker while this process's call runs. ``done`` as well as the cancel ends
+        it: on Python 3.11 a cancel landing as a Redis command finishes may be lost (see
+        ``bot.serving.cluster.looping``), and a lost one would renew the marker forever."""
+        while not done.is_set():
             await asyncio.sleep(self._renew_every)
+            if done.is_set():
+                return
             try:
                 await self._link.call(
                     lambda _: self._renew(keys=[marker], args=[token, self._marker_ms])
