@@ -1280,6 +1280,30 @@ async def test_prefetch_backs_off_a_set_whose_fetch_brought_nothing() -> None:
     assert await pool.prefetch_once() is True
 
 
+async def test_stop_ends_prefetch_even_when_a_round_loses_the_cancel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With REDIS_URL a prefetch round goes through redis-py, whose asyncio.wait_for loses a cancel
+    # landing as a command finishes on Python 3.11 (CPython gh-86296): stopping waited forever.
+    pool = make_pool(FakeRandomSource(), prefetch_interval=0.01)
+    lost: list[bool] = []
+
+    async def losing_round() -> bool:
+        try:
+            await asyncio.sleep(0.5)  # the stop lands here, not in the short pause
+        except asyncio.CancelledError:
+            lost.append(True)
+        return False
+
+    monkeypatch.setattr(pool, "prefetch_once", losing_round)
+    pool.start()
+    await asyncio.sleep(0.1)
+    stopping = asyncio.create_task(pool.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done
+    assert lost == [True]
+
+
 async def test_start_runs_prefetch_in_the_background_and_stop_ends_it() -> None:
     source = FakeRandomSource()
     pool = make_pool(source, prefetch_target=60, hot_threshold=2, prefetch_interval=0.01)

@@ -53,7 +53,6 @@ takes batches other processes fetched; ``fetch_slots`` says how many fetches may
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import enum
 import heapq
@@ -71,6 +70,7 @@ from bot.nekos.errors import NotFound
 from bot.nekos.models import Image, Rating
 
 from .caching import Clock
+from .looping import Loop
 from .protocols import ClaimVerdict, ImageClaims, RandomImageSource, WaitEstimator
 
 __all__ = [
@@ -429,7 +429,7 @@ class ImagePool:
         self._demand: dict[CategoryKey, _Demand] = {}
         self._prefetch_backoff: dict[CategoryKey, float] = {}
         self._barren: dict[CategoryKey, deque[float]] = {}
-        self._prefetch_task: asyncio.Task[None] | None = None
+        self._prefetch = Loop("image-prefetch", self._prefetch_turn)
         self._seq = itertools.count(1)
         self._turn_counter = itertools.count(1)
         self._counters = _Counters()
@@ -668,16 +668,11 @@ class ImagePool:
 
     def start(self) -> None:
         """Start the background prefetch loop (idempotent)."""
-        if self._prefetch_task is None or self._prefetch_task.done():
-            self._prefetch_task = asyncio.create_task(self._prefetch_loop(), name="image-prefetch")
+        self._prefetch.start()
 
     async def stop(self) -> None:
         """Stop the prefetch loop and wait for it; requests keep being served."""
-        task, self._prefetch_task = self._prefetch_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._prefetch.stop()  # its calls may go through Redis: see looping.py
 
     async def prefetch_once(self) -> bool:
         """Top up the hottest category set that is short of stock; return whether a call was made.
@@ -1329,11 +1324,10 @@ class ImagePool:
                 return key
         return None
 
-    async def _prefetch_loop(self) -> None:
-        while True:
-            try:
-                fetched = await self.prefetch_once()
-            except Exception:  # the loop outlives any one round's failure
-                log.exception("prefetch round failed")
-                fetched = False
-            await self._sleep(0.0 if fetched else self._settings.prefetch_interval)
+    async def _prefetch_turn(self) -> None:
+        try:
+            fetched = await self.prefetch_once()
+        except Exception:  # the loop outlives any one round's failure
+            log.exception("prefetch round failed")
+            fetched = False
+        await self._sleep(0.0 if fetched else self._settings.prefetch_interval)

@@ -16,9 +16,9 @@ from typing import Any
 
 from bot.nekos.models import Image
 
+from ..looping import Loop
 from .codec import CodecError, images_from_text
 from .link import REDIS_ERRORS, ClusterLink
-from .looping import Loop
 from .source import Landed, Waiters
 
 __all__ = ["BatchFeed"]

@@ -22,10 +22,10 @@ from bot.nekos.errors import BadRequest, NekosError, NotFound, RateLimited
 from bot.nekos.models import Rating
 from bot.nekos.pacing import Priority
 
+from ..looping import Loop
 from ..protocols import RandomImageSource
 from .codec import images_to_text
 from .link import REDIS_ERRORS, ClusterLink
-from .looping import Loop
 from .queue import Job, WorkQueue
 
 __all__ = ["Fetcher", "FetcherPacer"]

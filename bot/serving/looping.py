@@ -1,12 +1,14 @@
-"""Stopping the cluster's background loops when Python may lose the cancel.
+"""Stopping background loops that call Redis when Python may lose the cancel.
 
 On Python 3.11 ``asyncio.wait_for`` swallows a cancel that lands in the same loop step as its
 inner work finishing (CPython gh-86296, fixed in 3.12 by rewriting ``wait_for``); redis-py sends
 every command through ``wait_for``, so a loop cancelled between two Redis commands may simply
-go on, and ``await task`` after ``task.cancel()`` then waits forever (seen as shutdowns and test
-teardowns hanging). A loop run by :class:`Loop` also checks a stop flag on each turn, so a lost
-cancel ends it at its next turn instead; ``asyncio.wait`` waits for it without raising its
-``CancelledError`` or absorbing the caller's.
+go on, and ``await task`` after ``task.cancel()`` then waits forever (seen as test teardowns
+hanging; at shutdown the same). Used by the shared pool's fetcher and feed and by the pool's
+prefetch loop (whose calls go through the shared queue with ``REDIS_URL``). A loop run by
+:class:`Loop` also checks a stop flag on each turn, so a lost cancel ends it at its next turn
+instead; ``asyncio.wait`` waits for it without raising its ``CancelledError`` or absorbing the
+caller's.
 """
 
 from __future__ import annotations
