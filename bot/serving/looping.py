@@ -28,10 +28,6 @@ class Loop:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._stopping = False

@@ -233,7 +233,7 @@ class SharedLookups:
     async def _keep(self, marker: str, token: str, done: asyncio.Event) -> None:
         """Renew the marker while this process's call runs. ``done`` as well as the cancel ends
         it: on Python 3.11 a cancel landing as a Redis command finishes may be lost (see
-        ``bot.serving.cluster.looping``), and a lost one would renew the marker forever."""
+        ``bot.serving.looping``), and a lost one would renew the marker forever."""
         while not done.is_set():
             await asyncio.sleep(self._renew_every)
             if done.is_set():
